@@ -1,0 +1,176 @@
+//! The typed counter config (DESIGN.md section 2), parsed from TOML with unknown keys rejected.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The largest config file accepted: one tlog-tiles entry.
+pub const MAX_CONFIG_BYTES: usize = 65_535;
+
+/// The implicit label of a category counter that was never recorded in the week.
+pub const NONE_LABEL: &str = "none";
+
+/// A whole counter config: what may ever be uploaded, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The log origin this config is published in (the signer key's name).
+    pub origin: String,
+    /// Fraction of opted-in weekly reports that are uploaded, in (0, 1].
+    pub sample_rate: f64,
+    /// Upper bound of the epsilon sum over a program's counters in one weekly report.
+    pub max_epsilon: f64,
+    /// Accepted `std::env::consts::OS` values.
+    pub os: Vec<String>,
+    /// Accepted `std::env::consts::ARCH` values.
+    pub arch: Vec<String>,
+    /// The programs that may report.
+    #[serde(rename = "program", default)]
+    pub programs: Vec<Program>,
+}
+
+/// One program and its counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Program {
+    /// Program name, `[a-z0-9][a-z0-9._/-]*`.
+    pub name: String,
+    /// A semver requirement; other versions report as `devel`.
+    pub versions: String,
+    /// The counters of this program.
+    #[serde(rename = "counter", default)]
+    pub counters: Vec<Counter>,
+}
+
+/// How a counter's weekly value becomes one label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CounterKind {
+    /// The weekly total, reported as the bucket it falls in.
+    Count,
+    /// The most-used label of the week (`none` when never recorded).
+    Category,
+}
+
+/// One counter: its kind, its labels, its privacy parameter and its justification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counter {
+    /// Counter name, `[a-z0-9][a-z0-9/_.-]*`.
+    pub name: String,
+    /// Count or category.
+    pub kind: CounterKind,
+    /// For `count`: strictly increasing lower bounds starting at 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<u64>>,
+    /// For `category`: distinct labels (`none` is implicit and reserved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    /// k-ary randomized response parameter; `None` means no randomized response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
+    /// What is counted.
+    pub description: String,
+    /// Why it is needed: the question it answers.
+    pub rationale: String,
+    /// Who answers for it.
+    pub owner: String,
+    /// Where it was discussed.
+    pub link: String,
+    /// The last day it may be reported, written `"2027-06-30"` (or as a TOML date,
+    /// `2027-06-30`).
+    #[serde(deserialize_with = "date")]
+    pub expires: NaiveDate,
+}
+
+impl Counter {
+    /// The labels a report may carry for this counter, in config order: the bucket lower
+    /// bounds as decimal strings for `count`, the labels followed by `none` for `category`.
+    pub fn report_labels(&self) -> Vec<String> {
+        match self.kind {
+            CounterKind::Count => self
+                .buckets
+                .iter()
+                .flatten()
+                .map(|b| b.to_string())
+                .collect(),
+            CounterKind::Category => self
+                .labels
+                .iter()
+                .flatten()
+                .cloned()
+                .chain(std::iter::once(NONE_LABEL.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Whether the counter may still be reported on `day` (it expires after its `expires` day).
+    pub fn is_live_on(&self, day: NaiveDate) -> bool {
+        day <= self.expires
+    }
+}
+
+/// Reads a day written as a string (`"2027-06-30"`) or as a TOML local date (`2027-06-30`).
+fn date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
+    use serde::de::Error;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Toml(toml::value::Datetime),
+    }
+    let expected = "a date like \"2027-06-30\"";
+    match Written::deserialize(deserializer) {
+        Ok(Written::Text(text)) => text
+            .parse::<NaiveDate>()
+            .map_err(|_| D::Error::custom(format!("{text:?} is not {expected}"))),
+        Ok(Written::Toml(dt)) => match (dt.date, dt.time, dt.offset) {
+            (Some(d), None, None) => {
+                NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+                    .ok_or_else(|| D::Error::custom(format!("{dt} is not {expected}")))
+            }
+            _ => Err(D::Error::custom(format!(
+                "{dt} is not {expected}: give the day only"
+            ))),
+        },
+        Err(_) => Err(D::Error::custom(format!("expected {expected}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Day {
+        #[serde(deserialize_with = "date")]
+        day: NaiveDate,
+    }
+
+    fn day(toml_text: &str) -> Result<NaiveDate, String> {
+        toml::from_str::<Day>(toml_text)
+            .map(|d| d.day)
+            .map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn dates_as_strings_or_toml_dates() {
+        let expected = NaiveDate::from_ymd_opt(2027, 6, 30).unwrap();
+        assert_eq!(day("day = \"2027-06-30\""), Ok(expected));
+        assert_eq!(day("day = 2027-06-30"), Ok(expected));
+        assert_eq!(
+            day("day = \"June\""),
+            Err("\"June\" is not a date like \"2027-06-30\"".into())
+        );
+        assert!(
+            day("day = 2027-06-30T10:00:00")
+                .unwrap_err()
+                .contains("day only")
+        );
+        assert!(day("day = 10:00:00").unwrap_err().contains("day only"));
+        assert_eq!(
+            day("day = 3"),
+            Err("expected a date like \"2027-06-30\"".into())
+        );
+    }
+}

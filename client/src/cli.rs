@@ -1,0 +1,1022 @@
+//! The consent and inspection commands, embeddable in a host tool with clap.
+//!
+//! ```no_run
+//! use clap::{Parser, Subcommand};
+//! use std::process::ExitCode;
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(subcommand)]
+//!     command: Command,
+//! }
+//!
+//! #[derive(Subcommand)]
+//! enum Command {
+//!     /// See and change what clearcount records for this tool.
+//!     #[command(subcommand)]
+//!     Telemetry(clearcount::cli::TelemetryCommand),
+//! }
+//!
+//! fn main() -> ExitCode {
+//!     match Cli::parse().command {
+//!         Command::Telemetry(cmd) => clearcount::cli::run(cmd),
+//!     }
+//! }
+//! ```
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+
+use crate::clock::{self, Week};
+use crate::mode::{self, Mode, ModeFile, ModeSetting};
+use crate::report::{self, LocalReport, ReportError};
+use crate::upload::run::{self as upload_run, HttpTransport, RunOptions};
+use crate::upload::state::{self as upload_state, Endpoint, LogState, WeekState};
+use crate::upload::verify::{self, ConfigFetchError};
+use crate::{Layout, file};
+use clearcount_config_log::config::{Config, CounterKind};
+
+/// The `clearcount` command.
+#[derive(Debug, Parser)]
+#[command(
+    name = "clearcount",
+    version,
+    about = "See and change what clearcount records and sends",
+    long_about = "See and change what clearcount records and sends.\n\n\
+        Tools that use clearcount count events on this machine (mode `local`, the default), \
+        reduce them to weekly reports that stay here, and upload privatized reports only in \
+        mode `on`. DO_NOT_TRACK=1 or CLEARCOUNT_MODE=off turn everything off; CLEARCOUNT_DIR \
+        moves the directory."
+)]
+pub struct ClearcountCli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TelemetryCommand,
+}
+
+/// The consent and inspection subcommands (`on`, `off`, `local`, `status`, `view`, `export`,
+/// `clean`). Embed them in a host tool as `mytool telemetry ...` and run them with [`run`].
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum TelemetryCommand {
+    /// Opt in: record locally and upload sampled, privatized weekly reports.
+    ///
+    /// First fetches the counter config from the server's transparency log, verifies it with
+    /// the pinned log key, and shows every program and counter that may be reported, with its
+    /// rationale, its epsilon and the sample rate. Only weeks that start after now are ever
+    /// uploaded. Asks for confirmation when run in a terminal; scripts pass --yes.
+    ///
+    /// The server and key come from --server and --log-key, else from the host tool (`mytool
+    /// telemetry on`), else from what tools recorded in the clearcount directory.
+    On {
+        /// Confirm without asking (for scripts; required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Change only this program (an override); default: every program.
+        #[arg(long, value_name = "NAME")]
+        program: Option<String>,
+        /// Where the server and its log are.
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Opt out: record nothing, write nothing, send nothing.
+    Off {
+        /// Also delete the local counter files and weekly reports (of NAME only with --program).
+        #[arg(long)]
+        purge: bool,
+        /// Change only this program (an override); default: every program.
+        #[arg(long, value_name = "NAME")]
+        program: Option<String>,
+    },
+    /// Record and keep weekly reports on this machine only, never upload (the default).
+    Local {
+        /// Change only this program (an override); default: every program.
+        #[arg(long, value_name = "NAME")]
+        program: Option<String>,
+    },
+    /// Show the mode and since when, overrides, the environment, directories and stored weeks.
+    Status,
+    /// Show the weekly counts: completed weeks and the week in progress, or one week.
+    View {
+        /// The week to show (its Monday, YYYY-MM-DD); the current week shows counts so far.
+        #[arg(long, value_name = "WEEK")]
+        week: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the local report of a completed week as JSON, for sharing by hand.
+    Export {
+        /// The week (its Monday, YYYY-MM-DD).
+        #[arg(long, value_name = "WEEK")]
+        week: String,
+    },
+    /// Reduce ended weeks to reports now and delete data older than the retention period.
+    Clean,
+    /// Reduce ended weeks and upload the weeks that are due now (mode on only).
+    ///
+    /// In modes off and local nothing is sent and the network is not used. With --dry-run,
+    /// prints exactly the JSON that would be sent for each week and why every other week is
+    /// not sent; the week's random draw is made and kept, so a later upload sends exactly what
+    /// the dry run printed.
+    Upload {
+        /// Send nothing; print what would be sent and why.
+        #[arg(long)]
+        dry_run: bool,
+        /// Where the server and its log are.
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Review the counter config from the log, verified with the pinned key.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Whether tools print one line on stderr after they uploaded a report (default: off).
+    Notify {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+}
+
+/// Where the config log and server are: both options together, or neither.
+#[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args)]
+pub struct EndpointArgs {
+    /// The clearcount server URL (e.g. https://telemetry.example.org).
+    #[arg(long, value_name = "URL", requires = "log_key")]
+    pub server: Option<String>,
+    /// The config log's verifier key (name+hex(keyid)+base64(key)) to pin.
+    #[arg(long, value_name = "KEY", requires = "server")]
+    pub log_key: Option<String>,
+}
+
+/// `clearcount config ...`: review and verify the config.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the latest config (or the one at --index), after verifying it is in the log.
+    Show {
+        /// The log index of the config (default: the latest).
+        #[arg(long, value_name = "N")]
+        index: Option<u64>,
+        /// Where the server and its log are.
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Show what changed: from the config last accepted on this machine (or --from N, or the
+    /// previous entry) to the latest, with the privacy budget per program.
+    Diff {
+        /// The log index to compare from.
+        #[arg(long, value_name = "N")]
+        from: Option<u64>,
+        /// Where the server and its log are.
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Verify the log now: checkpoint signature, consistency with the checkpoint remembered,
+    /// and inclusion of the latest config. Exits 1 on failure (and records an alarm when the
+    /// failure is evidence against the log).
+    Verify {
+        /// Where the server and its log are.
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Clear an alarm after looking into it, so uploads can resume.
+    ClearAlarm {
+        /// Also forget the remembered checkpoint: the next verification trusts the log's
+        /// current checkpoint as on first use (needed after a fork or rollback you accept).
+        #[arg(long)]
+        forget_checkpoint: bool,
+        /// Where the server and its log are.
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+}
+
+/// Runs a command against the default directory ([`crate::default_dir`]), printing to stdout
+/// and errors to stderr. Returns 0 on success, 1 on failure, 2 when confirmation is missing.
+pub fn run(cmd: TelemetryCommand) -> ExitCode {
+    let Some(layout) = Layout::default_layout() else {
+        eprintln!("clearcount: no configuration directory; set CLEARCOUNT_DIR");
+        return ExitCode::FAILURE;
+    };
+    run_in(cmd, &layout)
+}
+
+/// Runs a command against `layout`.
+pub fn run_in(cmd: TelemetryCommand, layout: &Layout) -> ExitCode {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match execute(cmd, layout, &mut out) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("clearcount: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Result<ExitCode> {
+    match cmd {
+        TelemetryCommand::On {
+            yes,
+            program,
+            endpoint,
+        } => {
+            check_program(program.as_deref())?;
+            let who = who(program.as_deref());
+            writeln!(
+                out,
+                "Turning clearcount on for {who}.\n\n\
+                 In mode on, tools record counters on this machine, reduce them to weekly \
+                 reports in {}, and upload a weekly report only when it is sampled, only for \
+                 counters listed in the public, logged counter config, and only after \
+                 randomized response. Only weeks that start after now are ever uploaded. \
+                 `clearcount status` lists every report sent, and keeps a copy of each.\n",
+                layout.reports().display()
+            )?;
+            let eps = endpoints(layout, &endpoint)?;
+            if eps.is_empty() {
+                writeln!(
+                    out,
+                    "No tool has told clearcount where it uploads yet, so there is no config to \
+                     show. Nothing is uploaded until a tool names its server; run \
+                     `clearcount config show` then, or pass --server and --log-key now."
+                )?;
+            }
+            for ep in &eps {
+                let state = LogState::new(layout, ep.origin());
+                match verify::fetch_verified(ep, &state, None) {
+                    Ok(v) => out.write_all(
+                        describe_config(
+                            &v.config,
+                            v.index,
+                            Some(v.checkpoint.size),
+                            program.as_deref(),
+                        )
+                        .as_bytes(),
+                    )?,
+                    Err(e @ (ConfigFetchError::Alarm(_) | ConfigFetchError::AlarmStanding(_))) => {
+                        bail!(
+                            "the config log of {} failed verification; not turning on.\n{e}\n\
+                             See `clearcount status` and docs/users.md.",
+                            ep.server
+                        )
+                    }
+                    Err(e) => {
+                        writeln!(out, "Could not fetch the config from {}: {e}", ep.server)?;
+                        if let Some((index, bytes)) = state.cached_config()
+                            && let Ok(c) = Config::parse(&bytes)
+                        {
+                            writeln!(out, "The config verified earlier on this machine:")?;
+                            out.write_all(
+                                describe_config(&c, index, None, program.as_deref()).as_bytes(),
+                            )?;
+                        } else {
+                            writeln!(
+                                out,
+                                "Nothing is uploaded until the config can be fetched and verified."
+                            )?;
+                        }
+                    }
+                }
+            }
+            if !yes {
+                if !io::stdin().is_terminal() {
+                    out.flush()?;
+                    eprintln!(
+                        "clearcount: not changing consent without confirmation: stdin is not a \
+                         terminal. Run `clearcount on --yes` to confirm."
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+                write!(out, "\nTurn clearcount on? [y/N] ")?;
+                out.flush()?;
+                let mut line = String::new();
+                io::stdin().lock().read_line(&mut line)?;
+                if !matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
+                    writeln!(out, "Nothing changed.")?;
+                    return Ok(ExitCode::from(2));
+                }
+            }
+            set_mode(layout, program.as_deref(), Mode::On)?;
+            writeln!(out, "clearcount is on for {who}.")?;
+            note_environment(out)?;
+        }
+        TelemetryCommand::Off { purge, program } => {
+            check_program(program.as_deref())?;
+            set_mode(layout, program.as_deref(), Mode::Off)?;
+            writeln!(
+                out,
+                "clearcount is off for {}: nothing is recorded or sent.",
+                who(program.as_deref())
+            )?;
+            if purge {
+                let n = purge_data(layout, program.as_deref())?;
+                writeln!(out, "Deleted {n} local file(s).")?;
+            }
+        }
+        TelemetryCommand::Local { program } => {
+            check_program(program.as_deref())?;
+            set_mode(layout, program.as_deref(), Mode::Local)?;
+            writeln!(
+                out,
+                "clearcount is local for {}: counters and weekly reports stay on this machine.",
+                who(program.as_deref())
+            )?;
+            note_environment(out)?;
+        }
+        TelemetryCommand::Status => status(layout, out)?,
+        TelemetryCommand::View { week, json } => view(layout, week.as_deref(), json, out)?,
+        TelemetryCommand::Export { week } => {
+            let w = parse_week(&week)?;
+            if w >= Week::current() {
+                bail!("week {w} is not over yet; `clearcount view --week {w}` shows it so far");
+            }
+            reduce_quietly(layout);
+            match report::read_report(layout, w)? {
+                Some(r) => out.write_all(r.to_json().as_bytes())?,
+                None => bail!("no report for week {w}"),
+            }
+        }
+        TelemetryCommand::Upload { dry_run, endpoint } => {
+            return upload_now(layout, &endpoint, dry_run, out);
+        }
+        TelemetryCommand::Config(c) => return config_command(layout, c, out),
+        TelemetryCommand::Notify { state } => {
+            let mut mf = read_modes(layout).unwrap_or_default();
+            mf.notify_uploads = state == "on";
+            fs::create_dir_all(layout.root())
+                .with_context(|| format!("creating {}", layout.root().display()))?;
+            report::write_atomic(&layout.mode_file(), mf.render().as_bytes())
+                .with_context(|| format!("writing {}", layout.mode_file().display()))?;
+            writeln!(
+                out,
+                "{}",
+                if mf.notify_uploads {
+                    "Tools now print one line on stderr after they uploaded a report."
+                } else {
+                    "Tools print nothing about uploads (the default)."
+                }
+            )?;
+        }
+        TelemetryCommand::Clean => {
+            let s = report::reduce(layout, clock::now_unix(), retention(layout))?;
+            for w in &s.reduced {
+                writeln!(out, "reduced week {w} into {}", layout.report(*w).display())?;
+            }
+            for p in &s.set_aside {
+                writeln!(out, "set aside damaged file {}", p.display())?;
+            }
+            for p in &s.expired {
+                writeln!(out, "deleted {}", p.display())?;
+            }
+            if s.reduced.is_empty() && s.set_aside.is_empty() && s.expired.is_empty() {
+                writeln!(out, "nothing to do")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn who(program: Option<&str>) -> String {
+    match program {
+        Some(p) => format!("program {p}"),
+        None => "every program".to_string(),
+    }
+}
+
+fn check_program(program: Option<&str>) -> Result<()> {
+    match program {
+        Some(p) if !crate::valid_program_name(p) => {
+            bail!("{p:?} is not a program name (lowercase letters, digits and ._/-)")
+        }
+        _ => Ok(()),
+    }
+}
+
+fn parse_week(s: &str) -> Result<Week> {
+    Week::parse(s).ok_or_else(|| anyhow!("{s:?} is not a week: give its Monday as YYYY-MM-DD"))
+}
+
+fn note_environment(out: &mut dyn Write) -> Result<()> {
+    match mode::environment_ceiling() {
+        Mode::Off => writeln!(
+            out,
+            "Note: DO_NOT_TRACK or CLEARCOUNT_MODE=off in this environment keeps it off here."
+        )?,
+        Mode::Local => writeln!(
+            out,
+            "Note: CLEARCOUNT_MODE=local in this environment keeps it local here."
+        )?,
+        Mode::On => {}
+    }
+    Ok(())
+}
+
+fn read_modes(layout: &Layout) -> Result<ModeFile> {
+    crate::runtime::read_mode_file(layout).map_err(|e| anyhow!(e))
+}
+
+fn retention(layout: &Layout) -> u32 {
+    read_modes(layout)
+        .map(|m| m.retention())
+        .unwrap_or(mode::DEFAULT_RETENTION_WEEKS)
+}
+
+fn set_mode(layout: &Layout, program: Option<&str>, mode: Mode) -> Result<()> {
+    // A damaged mode file is replaced: the user is stating their choice now.
+    let mut mf = read_modes(layout).unwrap_or_default();
+    let setting = ModeSetting {
+        mode,
+        since: Some(clock::now_unix()),
+    };
+    match program {
+        Some(p) => {
+            mf.programs.insert(p.to_string(), setting);
+        }
+        None => mf.global = Some(setting),
+    }
+    fs::create_dir_all(layout.root())
+        .with_context(|| format!("creating {}", layout.root().display()))?;
+    report::write_atomic(&layout.mode_file(), mf.render().as_bytes())
+        .with_context(|| format!("writing {}", layout.mode_file().display()))?;
+    Ok(())
+}
+
+fn purge_data(layout: &Layout, program: Option<&str>) -> Result<usize> {
+    let mut n = 0;
+    match program {
+        None => {
+            for dir in [layout.local(), layout.reports()] {
+                if dir.exists() {
+                    n += fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+                    fs::remove_dir_all(&dir)
+                        .with_context(|| format!("deleting {}", dir.display()))?;
+                }
+            }
+            if fs::remove_file(layout.debug_log()).is_ok() {
+                n += 1;
+            }
+        }
+        Some(p) => {
+            for (_, path) in report::counter_files(layout) {
+                let mine = match file::read_snapshot(&path) {
+                    Ok(s) => s.meta.program == p,
+                    Err(_) => false,
+                };
+                if mine {
+                    fs::remove_file(&path)
+                        .with_context(|| format!("deleting {}", path.display()))?;
+                    n += 1;
+                }
+            }
+            for w in report::report_weeks(layout) {
+                let Ok(Some(mut r)) = report::read_report(layout, w) else {
+                    continue;
+                };
+                let before = r.programs.len();
+                let left = r.retain_program(|name| name != p);
+                if r.programs.len() == before {
+                    continue;
+                }
+                n += 1;
+                if left {
+                    report::write_atomic(&layout.report(w), r.to_json().as_bytes())?;
+                } else {
+                    fs::remove_file(layout.report(w))?;
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+fn reduce_quietly(layout: &Layout) {
+    match report::reduce(layout, clock::now_unix(), retention(layout)) {
+        Ok(_) | Err(ReportError::Busy) => {}
+        Err(e) => eprintln!("clearcount: weekly reduction: {e}"),
+    }
+}
+
+fn describe(s: &ModeSetting) -> String {
+    match s.since {
+        Some(t) => format!("{} (since {})", s.mode, clock::format_rfc3339(t)),
+        None => s.mode.to_string(),
+    }
+}
+
+fn status(layout: &Layout, out: &mut dyn Write) -> Result<()> {
+    let mut s = String::new();
+    match read_modes(layout) {
+        Ok(mf) => {
+            match &mf.global {
+                Some(g) => writeln!(s, "mode: {}", describe(g))?,
+                None => writeln!(s, "mode: local (the default; never changed)")?,
+            }
+            for (p, set) in &mf.programs {
+                writeln!(s, "  override for {p}: {}", describe(set))?;
+            }
+            writeln!(s, "retention: {} weeks", mf.retention())?;
+        }
+        Err(e) => writeln!(s, "mode: off (the mode file cannot be used: {e})")?,
+    }
+    match mode::environment_ceiling() {
+        Mode::Off => writeln!(
+            s,
+            "environment: DO_NOT_TRACK or CLEARCOUNT_MODE=off: everything is off here"
+        )?,
+        Mode::Local => writeln!(
+            s,
+            "environment: CLEARCOUNT_MODE=local: nothing is uploaded here"
+        )?,
+        Mode::On => {}
+    }
+    writeln!(s, "directory: {}", layout.root().display())?;
+    upload_status(layout, &mut s)?;
+    let now = clock::now_unix();
+    let current = Week::containing(now);
+    writeln!(
+        s,
+        "current week: {current} (ends {})",
+        clock::format_rfc3339(current.end_unix())
+    )?;
+    let files = report::counter_files(layout);
+    let pending: std::collections::BTreeSet<Week> = files
+        .iter()
+        .map(|(w, _)| *w)
+        .filter(|w| *w < current)
+        .collect();
+    let this_week = files.iter().filter(|(w, _)| *w == current).count();
+    writeln!(s, "counter files this week: {this_week}")?;
+    if !pending.is_empty() {
+        let list: Vec<String> = pending.iter().map(Week::to_string).collect();
+        writeln!(s, "ended weeks waiting for reduction: {}", list.join(", "))?;
+    }
+    let weeks = report::report_weeks(layout);
+    if weeks.is_empty() {
+        writeln!(s, "weekly reports: none")?;
+    } else {
+        let list: Vec<String> = weeks.iter().map(Week::to_string).collect();
+        writeln!(s, "weekly reports: {}", list.join(", "))?;
+    }
+    if let Ok(m) = fs::metadata(layout.debug_log()) {
+        writeln!(
+            s,
+            "debug log: {} ({} bytes)",
+            layout.debug_log().display(),
+            m.len()
+        )?;
+    }
+    out.write_all(s.as_bytes())?;
+    Ok(())
+}
+
+/// The endpoints a command works on: --server and --log-key (recorded for next time), else the
+/// host tool's, else every endpoint recorded in the directory.
+fn endpoints(layout: &Layout, args: &EndpointArgs) -> Result<Vec<Endpoint>> {
+    if let (Some(server), Some(key)) = (&args.server, &args.log_key) {
+        let ep = Endpoint::new(server.as_str(), key.as_str());
+        ep.check().map_err(|e| anyhow!(e))?;
+        let _ = LogState::new(layout, ep.origin()).record_endpoint(&ep);
+        return Ok(vec![ep]);
+    }
+    if let Some(ep) = crate::upload::host_endpoint() {
+        return Ok(vec![ep.clone()]);
+    }
+    Ok(crate::upload::recorded_endpoints(layout))
+}
+
+fn one_endpoint(layout: &Layout, args: &EndpointArgs) -> Result<Endpoint> {
+    let mut eps = endpoints(layout, args)?;
+    match eps.len() {
+        0 => {
+            bail!("no server known: no tool has recorded one yet; pass --server URL --log-key KEY")
+        }
+        1 => Ok(eps.remove(0)),
+        _ => {
+            let list: Vec<String> = eps
+                .iter()
+                .map(|e| format!("{} ({})", e.server, e.origin()))
+                .collect();
+            bail!(
+                "several servers are known ({}); choose one with --server and --log-key",
+                list.join(", ")
+            )
+        }
+    }
+}
+
+/// A config for people: what may be reported, why, and with which protection.
+pub fn describe_config(
+    c: &Config,
+    index: u64,
+    verified_size: Option<u64>,
+    program: Option<&str>,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Config {index} of the log {}", c.origin);
+    match verified_size {
+        Some(n) => {
+            let _ = writeln!(
+                s,
+                "  verified: in the log's signed tree of {n} entries, consistent with what this \
+                 machine saw before"
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  (cached copy, verified when it was fetched)");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  sample rate {}: each weekly report is uploaded with this probability (a fresh \
+         random draw per week), otherwise not at all",
+        c.sample_rate
+    );
+    let _ = writeln!(
+        s,
+        "  at most epsilon {} per program per weekly report; os {}; arch {}",
+        c.max_epsilon,
+        c.os.join(", "),
+        c.arch.join(", ")
+    );
+    for p in &c.programs {
+        if program.is_some_and(|want| want != p.name) {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "\n  program {} (versions {}; other versions are reported as `devel`)",
+            p.name, p.versions
+        );
+        for k in &p.counters {
+            let kind = match k.kind {
+                CounterKind::Count => "count, reported as the bucket of the weekly total",
+                CounterKind::Category => "category, reported as the most used label",
+            };
+            let rr = match k.epsilon {
+                Some(e) => format!("randomized response with epsilon {e}"),
+                None => "NO randomized response: the true label is sent".to_string(),
+            };
+            let _ = writeln!(s, "    counter {} ({kind})", k.name);
+            let _ = writeln!(s, "      labels: {}", k.report_labels().join(", "));
+            let _ = writeln!(s, "      privacy: {rr}");
+            let _ = writeln!(s, "      what: {}", k.description.trim());
+            let _ = writeln!(s, "      why: {}", k.rationale.trim());
+            let _ = writeln!(
+                s,
+                "      owner {}, {}, expires {}",
+                k.owner, k.link, k.expires
+            );
+        }
+    }
+    if program.is_some_and(|want| c.program(want).is_none()) {
+        let _ = writeln!(
+            s,
+            "\n  program {} is not in this config: nothing of it can be uploaded",
+            program.unwrap_or_default()
+        );
+    }
+    s.push('\n');
+    s
+}
+
+fn upload_now(
+    layout: &Layout,
+    args: &EndpointArgs,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    // Off and local never reach the network, whatever the endpoint.
+    let mf = read_modes(layout).unwrap_or_default();
+    let mut opts = RunOptions::now();
+    opts.dry_run = dry_run;
+    if !upload_run::any_program_on(&mf, opts.ceiling) {
+        reduce_quietly(layout);
+        writeln!(
+            out,
+            "Mode is not on for any program: nothing is sent and the network is not used.\n\
+             Weekly reports stay on this machine (`clearcount view`)."
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let eps = endpoints(layout, args)?;
+    if eps.is_empty() {
+        writeln!(
+            out,
+            "No tool has recorded a server yet: nothing to upload to (pass --server and --log-key)."
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut code = ExitCode::SUCCESS;
+    for ep in &eps {
+        writeln!(out, "== {} (log {})", ep.server, ep.origin())?;
+        let sum = upload_run::run(layout, ep, &opts, &HttpTransport::new());
+        out.write_all(sum.render().as_bytes())?;
+        if sum.notes.iter().any(|n| n.contains("ALARM")) {
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
+}
+
+fn config_command(layout: &Layout, cmd: ConfigCommand, out: &mut dyn Write) -> Result<ExitCode> {
+    match cmd {
+        ConfigCommand::Show { index, endpoint } => {
+            let ep = one_endpoint(layout, &endpoint)?;
+            let state = LogState::new(layout, ep.origin());
+            let v = verify::fetch_verified(&ep, &state, index)?;
+            writeln!(
+                out,
+                "# config {} of log {} from {}, verified: included in the signed tree of {} \
+                 entries",
+                v.index, v.config.origin, ep.server, v.checkpoint.size
+            )?;
+            out.write_all(&v.bytes)?;
+        }
+        ConfigCommand::Diff { from, endpoint } => {
+            let ep = one_endpoint(layout, &endpoint)?;
+            let state = LogState::new(layout, ep.origin());
+            let cached = state.cached_config();
+            let new = verify::fetch_verified(&ep, &state, None)?;
+            let old: Option<(u64, Vec<u8>)> = match from {
+                Some(i) => {
+                    let v = verify::fetch_verified(&ep, &state, Some(i))?;
+                    Some((v.index, v.bytes))
+                }
+                None => match cached {
+                    Some((i, b)) if i != new.index => Some((i, b)),
+                    _ if new.index > 0 => {
+                        let v = verify::fetch_verified(&ep, &state, Some(new.index - 1))?;
+                        Some((v.index, v.bytes))
+                    }
+                    _ => None,
+                },
+            };
+            let old_cfg = match &old {
+                Some((_, b)) => Some(Config::parse(b).map_err(|e| anyhow!("old config: {e}"))?),
+                None => None,
+            };
+            match &old {
+                Some((i, _)) => writeln!(out, "# from config {i} to config {}", new.index)?,
+                None => writeln!(out, "# config {} is the first of the log", new.index)?,
+            }
+            let d = clearcount_config_log::config::diff(old_cfg.as_ref(), &new.config);
+            out.write_all(d.text.as_bytes())?;
+            if !d.text.ends_with('\n') {
+                writeln!(out)?;
+            }
+        }
+        ConfigCommand::Verify { endpoint } => {
+            let mut failed = false;
+            let eps = endpoints(layout, &endpoint)?;
+            if eps.is_empty() {
+                bail!("no server known: pass --server URL --log-key KEY");
+            }
+            for ep in &eps {
+                let state = LogState::new(layout, ep.origin());
+                let before = state.checkpoint_note().is_some();
+                match verify::fetch_verified(ep, &state, None) {
+                    Ok(v) => {
+                        writeln!(
+                            out,
+                            "{} (log {}): OK: checkpoint of {} entries signed by the pinned key; \
+                             {}; config {} included",
+                            ep.server,
+                            ep.origin(),
+                            v.checkpoint.size,
+                            match (&v.previous, before) {
+                                (Some(p), _) => format!(
+                                    "consistent with the checkpoint of {} entries seen before",
+                                    p.size
+                                ),
+                                _ =>
+                                    "first checkpoint seen on this machine (now remembered)".into(),
+                            },
+                            v.index
+                        )?;
+                    }
+                    Err(e) => {
+                        failed = true;
+                        writeln!(out, "{} (log {}): FAILED: {e}", ep.server, ep.origin())?;
+                    }
+                }
+                if let Some(a) = state.alarm() {
+                    failed = true;
+                    writeln!(
+                        out,
+                        "ALARM standing (nothing is uploaded):\n{}\nClear it with `clearcount \
+                         config clear-alarm` (add --forget-checkpoint to trust the log's \
+                         current state).",
+                        a.trim_end()
+                    )?;
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ConfigCommand::ClearAlarm {
+            forget_checkpoint,
+            endpoint,
+        } => {
+            let states: Vec<LogState> = if endpoint.server.is_some() {
+                endpoints(layout, &endpoint)?
+                    .iter()
+                    .map(|e| LogState::new(layout, e.origin()))
+                    .collect()
+            } else {
+                upload_state::logs(layout)
+            };
+            let mut n = 0;
+            for st in states {
+                if st.clear_alarm(forget_checkpoint)? {
+                    n += 1;
+                    writeln!(out, "cleared the alarm in {}", st.dir().display())?;
+                }
+            }
+            if n == 0 {
+                writeln!(out, "no alarm to clear")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn upload_status(layout: &Layout, s: &mut String) -> Result<()> {
+    let logs = upload_state::logs(layout);
+    if logs.is_empty() {
+        writeln!(s, "uploads: none (no tool has named a server yet)")?;
+        return Ok(());
+    }
+    for st in logs {
+        match st.endpoint() {
+            Some(e) => writeln!(s, "uploads to {} (log {}):", e.server, e.origin())?,
+            None => writeln!(s, "uploads ({}):", st.dir().display())?,
+        }
+        if let Some(a) = st.alarm() {
+            writeln!(
+                s,
+                "  ALARM: the config log failed verification; nothing is uploaded until it is \
+                 cleared (`clearcount config verify`, then `clearcount config clear-alarm`):"
+            )?;
+            for line in a.lines() {
+                writeln!(s, "    {line}")?;
+            }
+        }
+        match st.checkpoint_note().and_then(|n| {
+            clearcount_config_log::checkpoint::Checkpoint::parse_note_unverified(&n).ok()
+        }) {
+            Some(c) => writeln!(s, "  log checkpoint accepted: {} entries", c.size)?,
+            None => writeln!(s, "  log checkpoint accepted: none yet")?,
+        }
+        if let Some((i, _)) = st.cached_config() {
+            writeln!(s, "  config in use: index {i} (`clearcount config show`)")?;
+        }
+        let decided = st.decided_weeks();
+        let sent: Vec<_> = decided
+            .iter()
+            .filter(|(_, w)| *w == WeekState::Sent)
+            .collect();
+        if sent.is_empty() {
+            writeln!(s, "  reports sent: none")?;
+        } else {
+            writeln!(s, "  reports sent (exact copies):")?;
+            for (w, _) in sent {
+                writeln!(s, "    week {w}: {}", st.sent(*w).display())?;
+            }
+        }
+        for (w, state) in &decided {
+            match state {
+                WeekState::Pending => {
+                    writeln!(s, "  week {w}: waiting to be sent (retried daily)")?
+                }
+                WeekState::Rejected(why) => writeln!(
+                    s,
+                    "  week {w}: refused by the server, dropped: {}",
+                    why.trim()
+                )?,
+                WeekState::Unsampled => writeln!(s, "  week {w}: not sampled, nothing sent")?,
+                _ => {}
+            }
+        }
+    }
+    let notify = read_modes(layout)
+        .map(|m| m.notify_uploads)
+        .unwrap_or(false);
+    writeln!(
+        s,
+        "upload notices on stderr: {}",
+        if notify {
+            "on"
+        } else {
+            "off (`clearcount notify on`)"
+        }
+    )?;
+    Ok(())
+}
+
+fn render(r: &LocalReport, label: &str, s: &mut String) -> Result<()> {
+    writeln!(s, "week {} ({label})", r.week)?;
+    if r.programs.is_empty() {
+        writeln!(s, "  nothing recorded")?;
+    }
+    for p in &r.programs {
+        writeln!(s, "  {} {} {}/{}", p.name, p.version, p.os, p.arch)?;
+        let width = p.counters.keys().map(String::len).max().unwrap_or(0);
+        for (k, v) in &p.counters {
+            writeln!(s, "    {k:<width$}  {v}")?;
+        }
+    }
+    Ok(())
+}
+
+fn view(layout: &Layout, week: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
+    reduce_quietly(layout);
+    let current = Week::current();
+    let mut s = String::new();
+    let mut problems = Vec::new();
+    match week {
+        Some(w) => {
+            let w = parse_week(w)?;
+            let (r, label) = if w == current {
+                let (r, p) = report::week_in_progress(layout, w);
+                problems = p;
+                (r, "in progress")
+            } else {
+                match report::read_report(layout, w)? {
+                    Some(r) => (r, "completed"),
+                    None => {
+                        let (r, p) = report::week_in_progress(layout, w);
+                        problems = p;
+                        if r.programs.is_empty() {
+                            bail!("no report for week {w}");
+                        }
+                        (r, "ended, not reduced yet")
+                    }
+                }
+            };
+            if json {
+                s = r.to_json();
+            } else {
+                render(&r, label, &mut s)?;
+            }
+        }
+        None => {
+            let mut completed = Vec::new();
+            for w in report::report_weeks(layout) {
+                if let Some(r) = report::read_report(layout, w)? {
+                    completed.push(r);
+                }
+            }
+            let (now, p) = report::week_in_progress(layout, current);
+            problems = p;
+            if json {
+                let v = serde_json::json!({ "completed": completed, "in_progress": now });
+                s = serde_json::to_string_pretty(&v)?;
+                s.push('\n');
+            } else {
+                for r in &completed {
+                    render(r, "completed", &mut s)?;
+                }
+                render(&now, "in progress", &mut s)?;
+            }
+        }
+    }
+    out.write_all(s.as_bytes())?;
+    for p in problems {
+        eprintln!("clearcount: skipped {p}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        ClearcountCli::command().debug_assert();
+        let c = ClearcountCli::try_parse_from(["clearcount", "off", "--purge", "--program", "rg"])
+            .unwrap();
+        assert_eq!(
+            c.command,
+            TelemetryCommand::Off {
+                purge: true,
+                program: Some("rg".into())
+            }
+        );
+        assert!(ClearcountCli::try_parse_from(["clearcount", "export"]).is_err());
+        assert!(ClearcountCli::try_parse_from(["clearcount", "upload", "--server", "x"]).is_err());
+        let c = ClearcountCli::try_parse_from(["clearcount", "config", "verify"]).unwrap();
+        assert!(matches!(
+            c.command,
+            TelemetryCommand::Config(ConfigCommand::Verify { .. })
+        ));
+    }
+}

@@ -1,0 +1,169 @@
+//! Privacy-preserving, opt-in usage counters for developer tools.
+//!
+//! clearcount records counters locally at nanosecond cost, in memory-mapped counter files shared
+//! by every process of a program, reduces them to weekly reports on the user's machine, and (in
+//! mode `on`, a later addition) uploads sampled, privatized weekly reports.
+//!
+//! ```no_run
+//! use clearcount::{Category, Counter};
+//!
+//! static RUNS: Counter = Counter::new("invocations");
+//! static ENGINE: Category = Category::new("engine");
+//!
+//! fn main() {
+//!     clearcount::start("greet", env!("CARGO_PKG_VERSION"));
+//!     RUNS.inc();
+//!     ENGINE.inc("pcre2"); // recorded as `engine:pcre2`
+//! }
+//! ```
+//!
+//! Starting never fails, prints, panics or blocks. Modes (`off`, `local` by default, `on`), the
+//! environment variables `DO_NOT_TRACK`, `CLEARCOUNT_MODE` and `CLEARCOUNT_DIR`, and the
+//! directory layout are described in [`mode`] and [`Layout`]. With default features off, this
+//! crate is the recording library alone.
+
+#![warn(missing_docs)]
+
+pub mod clock;
+mod counter;
+pub mod file;
+pub mod format;
+mod mapping;
+pub mod mode;
+pub mod report;
+mod runtime;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "upload")]
+pub mod upload;
+
+use std::path::{Path, PathBuf};
+
+pub use clock::Week;
+pub use counter::{Category, Counter, MAX_LABELS};
+pub use mode::Mode;
+pub use report::LocalReport;
+#[doc(hidden)]
+pub use runtime::__set_disabled_for_benchmarks;
+pub use runtime::{Settings, recording, start};
+
+/// The environment variable that overrides the clearcount directory.
+pub const DIR_ENV: &str = "CLEARCOUNT_DIR";
+
+/// The clearcount directory: `CLEARCOUNT_DIR`, else the platform's user config directory +
+/// `clearcount` (e.g. `~/.config/clearcount` on Linux). Creates nothing.
+pub fn default_dir() -> Option<PathBuf> {
+    match std::env::var_os(DIR_ENV) {
+        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+        _ => dirs::config_dir().map(|d| d.join("clearcount")),
+    }
+}
+
+/// Whether `name` is a valid program name: `[a-z0-9][a-z0-9._/-]*`, at most 128 bytes.
+pub fn valid_program_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._/-".contains(c))
+}
+
+/// Whether `v` is an acceptable version string: 1 to 64 bytes of `[A-Za-z0-9.+_-]`.
+pub fn valid_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b".+_-".contains(&c))
+}
+
+/// Where clearcount keeps its files, under one directory:
+///
+/// | path | what |
+/// |---|---|
+/// | `mode` | the mode, when it was set, per-program overrides, retention |
+/// | `local/WEEK_PROGRAM@VERSION_OS_ARCH.count` | counter files of weeks not yet reduced |
+/// | `local/next-reduction` | when the next weekly reduction is due |
+/// | `reports/WEEK.json` | local weekly reports |
+/// | `debug.log` | problems clearcount met (it never prints) |
+///
+/// | `upload/LOG/` | the uploader's state per config log (see [`upload::state`], feature `upload`) |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Layout {
+        Layout { root: root.into() }
+    }
+
+    /// The layout of [`default_dir`].
+    pub fn default_layout() -> Option<Layout> {
+        default_dir().map(Layout::new)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The mode file.
+    pub fn mode_file(&self) -> PathBuf {
+        self.root.join("mode")
+    }
+
+    /// The counter-file directory.
+    pub fn local(&self) -> PathBuf {
+        self.root.join("local")
+    }
+
+    /// The reports directory.
+    pub fn reports(&self) -> PathBuf {
+        self.root.join("reports")
+    }
+
+    /// The report of `week`.
+    pub fn report(&self, week: Week) -> PathBuf {
+        self.reports().join(format!("{week}.json"))
+    }
+
+    /// The debug log.
+    pub fn debug_log(&self) -> PathBuf {
+        self.root.join("debug.log")
+    }
+
+    /// The marker holding when the next reduction is due.
+    pub fn reduce_marker(&self) -> PathBuf {
+        self.local().join("next-reduction")
+    }
+
+    /// The uploader's directory (one subdirectory per config log).
+    pub fn upload(&self) -> PathBuf {
+        self.root.join("upload")
+    }
+
+    /// The lock taken while reducing.
+    pub fn reduce_lock(&self) -> PathBuf {
+        self.local().join(".reduce.lock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_program_name("ripgrep"));
+        assert!(valid_program_name("cargo-foo/bar.baz_1"));
+        assert!(!valid_program_name("Rg"));
+        assert!(!valid_program_name("-x"));
+        assert!(!valid_program_name(""));
+        assert!(valid_version("14.1.0-beta.1+build"));
+        assert!(!valid_version("1 0"));
+        assert!(!valid_version(""));
+    }
+}

@@ -1,0 +1,485 @@
+//! Start-up, the process-wide recording state, week switching and the debug log.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use crate::clock::{self, Week};
+use crate::counter::{Category, Counter, LabelCell, MAX_LABELS, saturating_add};
+use crate::file::CounterFile;
+use crate::format::Meta;
+use crate::mode::{self, Mode, ModeFile};
+use crate::{Layout, report};
+
+/// Not started yet: increments are kept in memory.
+pub(crate) const UNSTARTED: u8 = 0;
+/// Off, or recording failed: increments are dropped.
+pub(crate) const DISABLED: u8 = 1;
+/// Recording into a counter file.
+pub(crate) const ACTIVE: u8 = 2;
+
+pub(crate) static STATE: AtomicU8 = AtomicU8::new(UNSTARTED);
+static STARTED: AtomicBool = AtomicBool::new(false);
+static EPOCH: AtomicU64 = AtomicU64::new(1);
+static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+static REGISTRY: Mutex<Vec<Reg>> = Mutex::new(Vec::new());
+static DEBUG_LOG: OnceLock<PathBuf> = OnceLock::new();
+
+#[derive(Clone, Copy)]
+enum Reg {
+    Counter(&'static Counter),
+    Category(&'static Category),
+}
+
+struct Runtime {
+    layout: Layout,
+    meta: Meta,
+    file: CounterFile,
+    failed: HashSet<String>,
+    retention: u32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A number unique within this process (for temporary file names).
+pub(crate) fn unique() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Largest debug log kept; beyond it, messages are dropped.
+const DEBUG_LOG_MAX: u64 = 256 * 1024;
+
+/// Appends a line to the local debug log (`<dir>/debug.log`), only once recording was allowed
+/// to write to the directory. Never fails, never prints.
+pub(crate) fn debug_log(msg: &str) {
+    let Some(path) = DEBUG_LOG.get() else {
+        return;
+    };
+    let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let line = format!(
+        "{} pid {}: {msg}\n",
+        clock::format_rfc3339(clock::now_unix()),
+        std::process::id()
+    );
+    let end = len + line.len() as u64;
+    if end > DEBUG_LOG_MAX || crate::file::size_allowed(end).is_err() {
+        return;
+    }
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// How a host tool starts clearcount: program, version and options.
+///
+/// ```no_run
+/// clearcount::Settings::new("greet", env!("CARGO_PKG_VERSION"))
+///     .retention_weeks(4)
+///     .start();
+/// ```
+///
+/// A tool that uploads (in mode `on`, after the user opted in) names its server and pins its
+/// config log's verifier key with [`Settings::upload`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub(crate) program: String,
+    pub(crate) version: String,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) retention_weeks: Option<u32>,
+    pub(crate) week_timer: bool,
+    #[cfg(feature = "upload")]
+    pub(crate) upload: Option<crate::upload::Endpoint>,
+}
+
+impl Settings {
+    /// Settings for `program` at `version` (e.g. `env!("CARGO_PKG_VERSION")`).
+    pub fn new(program: impl Into<String>, version: impl Into<String>) -> Settings {
+        Settings {
+            program: program.into(),
+            version: version.into(),
+            dir: None,
+            retention_weeks: None,
+            week_timer: true,
+            #[cfg(feature = "upload")]
+            upload: None,
+        }
+    }
+
+    /// Uploads to the clearcount server at `server` (e.g. `https://telemetry.example.org`),
+    /// whose config log is signed by the verifier key `log_key` (`name+hex(keyid)+base64`),
+    /// pinned in the tool. Only in mode `on`, only weeks after the opt-in, at most once a day
+    /// from a detached child process (see [`crate::upload`]). In modes `off` and `local`
+    /// nothing is sent; the endpoint is only recorded in the directory (once a day) so that
+    /// `clearcount on` can show the config before the user opts in.
+    ///
+    /// ```no_run
+    /// clearcount::Settings::new("greet", env!("CARGO_PKG_VERSION"))
+    ///     .upload(
+    ///         "https://telemetry.example.org",
+    ///         "telemetry.example.org/config+0123abcd+AQ...",
+    ///     )
+    ///     .start();
+    /// ```
+    #[cfg(feature = "upload")]
+    pub fn upload(mut self, server: impl Into<String>, log_key: impl Into<String>) -> Settings {
+        self.upload = Some(crate::upload::Endpoint::new(server, log_key));
+        self
+    }
+
+    /// Uses `dir` instead of `CLEARCOUNT_DIR` or the platform default.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Settings {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Keeps local reports this many weeks (default 8; a `retention-weeks` line in the mode file,
+    /// the user's choice, wins).
+    pub fn retention_weeks(mut self, weeks: u32) -> Settings {
+        self.retention_weeks = Some(weeks.clamp(1, mode::MAX_RETENTION_WEEKS));
+        self
+    }
+
+    /// Whether a long-running process starts a small background thread that switches counter
+    /// files when the week changes (default: yes). Without it, counts after the end of the week
+    /// go to the week in which the process started.
+    pub fn week_timer(mut self, on: bool) -> Settings {
+        self.week_timer = on;
+        self
+    }
+
+    /// Starts recording. Never fails, never prints, never panics, never blocks: any problem
+    /// turns recording off for this process and is written to the debug log where possible.
+    /// Only the first call in a process has an effect.
+    pub fn start(self) {
+        #[cfg(feature = "upload")]
+        if std::env::var_os(crate::upload::CHILD_ENV).is_some() {
+            maybe_become_upload_child(&self);
+        }
+        if STARTED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| start_inner(self)));
+        if !matches!(ok, Ok(true)) {
+            STATE.store(DISABLED, Ordering::SeqCst);
+        }
+    }
+}
+
+/// In a genuine upload child (see [`crate::upload`]), runs the upload and exits.
+#[cfg(feature = "upload")]
+fn maybe_become_upload_child(s: &Settings) {
+    let Some(endpoint) = &s.upload else {
+        return;
+    };
+    let Some(root) = s.dir.clone().or_else(crate::default_dir) else {
+        return;
+    };
+    let layout = Layout::new(root);
+    if crate::upload::is_child(&layout, endpoint) {
+        crate::upload::child_main(layout, endpoint.clone());
+    }
+}
+
+/// Sets the debug log path (used by the upload child, which does not record).
+pub(crate) fn set_debug_log(path: PathBuf) {
+    let _ = DEBUG_LOG.set(path);
+}
+
+/// Starts recording for `program` at `version`: call it early in `main`.
+///
+/// ```no_run
+/// clearcount::start("greet", env!("CARGO_PKG_VERSION"));
+/// ```
+///
+/// See [`Settings`] for options. Never fails, prints, panics or blocks.
+pub fn start(program: &str, version: &str) {
+    Settings::new(program, version).start();
+}
+
+/// Whether this process is recording into a counter file right now.
+pub fn recording() -> bool {
+    STATE.load(Ordering::Relaxed) == ACTIVE
+}
+
+/// For benchmarks only: switches a started process between recording and not recording, so
+/// that one benchmark run can measure both paths. Not part of the API.
+#[doc(hidden)]
+pub fn __set_disabled_for_benchmarks(disabled: bool) {
+    if lock(&RUNTIME).is_some() {
+        STATE.store(if disabled { DISABLED } else { ACTIVE }, Ordering::SeqCst);
+    }
+}
+
+/// Reads the mode file: a missing file means the defaults; an unreadable or damaged one means
+/// `off` (the safe reading of a file we cannot understand).
+pub(crate) fn read_mode_file(layout: &Layout) -> Result<ModeFile, String> {
+    match fs::read(layout.mode_file()) {
+        Ok(b) => ModeFile::parse(&b).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ModeFile::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", layout.mode_file().display())),
+    }
+}
+
+fn start_inner(s: Settings) -> bool {
+    if mode::environment_ceiling() == Mode::Off {
+        return false;
+    }
+    if !crate::valid_program_name(&s.program) || !crate::valid_version(&s.version) {
+        return false;
+    }
+    let Some(root) = s.dir.clone().or_else(crate::default_dir) else {
+        return false;
+    };
+    let layout = Layout::new(root);
+    let Ok(mode_file) = read_mode_file(&layout) else {
+        return false;
+    };
+    let mode = mode::effective(
+        mode_file.setting_for(&s.program).mode,
+        mode::environment_ceiling(),
+    );
+    if mode == Mode::Off {
+        return false;
+    }
+    let retention = mode_file
+        .retention_weeks
+        .or(s.retention_weeks)
+        .unwrap_or(mode::DEFAULT_RETENTION_WEEKS);
+    let now = clock::now_unix();
+    let week = Week::containing(now);
+    let meta = Meta {
+        program: s.program,
+        version: s.version,
+        os: std::env::consts::OS.to_string(),
+        arch: std::env::consts::ARCH.to_string(),
+        week,
+    };
+    // The common case (the file of this week exists) costs no directory creation and no
+    // reduction check: the first process of a program in a week (which creates the file) and
+    // processes on the first day of a week (the previous week may still have been inside its
+    // grace hour when the file was created) check whether a reduction is due.
+    let local = layout.local();
+    let exists = fs::symlink_metadata(local.join(crate::file::file_name(&meta))).is_ok();
+    if !exists && fs::create_dir_all(&local).is_err() {
+        return false;
+    }
+    let _ = DEBUG_LOG.set(layout.debug_log());
+    if !exists || now - week.start_unix() < 86_400 {
+        report::maybe_reduce(&layout, now, retention);
+    }
+    let file = match CounterFile::open(&local, &meta) {
+        Ok(f) => f,
+        Err(e) => {
+            debug_log(&format!("recording off for this run: {e}"));
+            return false;
+        }
+    };
+    #[cfg(feature = "upload")]
+    if let Some(endpoint) = &s.upload {
+        crate::upload::at_start(
+            &layout,
+            endpoint,
+            &mode_file,
+            mode::environment_ceiling(),
+            now,
+        );
+    }
+    *lock(&RUNTIME) = Some(Runtime {
+        layout,
+        meta,
+        file,
+        failed: HashSet::new(),
+        retention,
+    });
+    STATE.store(ACTIVE, Ordering::SeqCst);
+    flush_pending();
+    if s.week_timer {
+        spawn_week_timer();
+    }
+    true
+}
+
+fn flush_pending() {
+    let regs: Vec<Reg> = lock(&REGISTRY).clone();
+    for r in regs {
+        match r {
+            Reg::Counter(c) => counter_cold(c, 0),
+            Reg::Category(cat) => {
+                let labels: Vec<Box<str>> = lock(&cat.labels)
+                    .iter()
+                    .filter(|l| l.pending > 0)
+                    .map(|l| l.label.clone())
+                    .collect();
+                for l in labels {
+                    category_add(cat, &l, 0);
+                }
+            }
+        }
+    }
+}
+
+fn register(flag: &AtomicBool, reg: Reg) {
+    if !flag.load(Ordering::Acquire) && !flag.swap(true, Ordering::AcqRel) {
+        lock(&REGISTRY).push(reg);
+    }
+}
+
+/// Resolves `name` to its word in the current counter file.
+fn resolve(rt: &mut Runtime, name: &str) -> Option<&'static AtomicU64> {
+    if rt.failed.contains(name) {
+        return None;
+    }
+    match rt.file.cell(name) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            debug_log(&format!("counter {name:?} not recorded: {e}"));
+            rt.failed.insert(name.to_string());
+            None
+        }
+    }
+}
+
+/// The slow path of [`Counter::add`]: not started, or the counter's word not yet known.
+#[cold]
+#[inline(never)]
+pub(crate) fn counter_cold(c: &'static Counter, mut n: u64) {
+    register(&c.registered, Reg::Counter(c));
+    loop {
+        match STATE.load(Ordering::SeqCst) {
+            UNSTARTED => {
+                saturating_add(&c.pending, n);
+                if STATE.load(Ordering::SeqCst) == UNSTARTED {
+                    return;
+                }
+                n = 0;
+            }
+            ACTIVE => {
+                let mut g = lock(&RUNTIME);
+                if let Some(rt) = g.as_mut()
+                    && let Some(cell) = resolve(rt, c.name)
+                {
+                    c.cell.set(cell);
+                    let p = c.pending.swap(0, Ordering::SeqCst);
+                    let total = n.saturating_add(p);
+                    if total > 0 {
+                        saturating_add(cell, total);
+                    }
+                }
+                return;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// [`Category::add`]: labels are looked up under the category's lock.
+pub(crate) fn category_add(cat: &'static Category, label: &str, n: u64) {
+    if label.is_empty() || label.len() + cat.name.len() + 1 > crate::format::MAX_NAME {
+        return;
+    }
+    register(&cat.registered, Reg::Category(cat));
+    let mut labels = lock(&cat.labels);
+    let i = match labels.iter().position(|l| &*l.label == label) {
+        Some(i) => i,
+        None => {
+            if labels.len() >= MAX_LABELS {
+                return;
+            }
+            labels.push(LabelCell {
+                label: label.into(),
+                pending: 0,
+                cell: None,
+                epoch: 0,
+            });
+            labels.len() - 1
+        }
+    };
+    let lc = &mut labels[i];
+    if let Some(cell) = lc.cell
+        && lc.epoch == EPOCH.load(Ordering::Acquire)
+    {
+        saturating_add(cell, n);
+        return;
+    }
+    match STATE.load(Ordering::SeqCst) {
+        UNSTARTED => lc.pending = lc.pending.saturating_add(n),
+        ACTIVE => {
+            let name = format!("{}:{}", cat.name, label);
+            let mut g = lock(&RUNTIME);
+            let epoch = EPOCH.load(Ordering::Acquire);
+            if let Some(rt) = g.as_mut()
+                && let Some(cell) = resolve(rt, &name)
+            {
+                lc.cell = Some(cell);
+                lc.epoch = epoch;
+                let total = n.saturating_add(std::mem::take(&mut lc.pending));
+                if total > 0 {
+                    saturating_add(cell, total);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn spawn_week_timer() {
+    let _ = std::thread::Builder::new()
+        .name("clearcount-week".into())
+        .stack_size(64 * 1024)
+        .spawn(|| {
+            loop {
+                let now = clock::now_unix();
+                let end = Week::containing(now).end_unix();
+                let wait = (end - now).clamp(1, 600) as u64;
+                std::thread::sleep(std::time::Duration::from_secs(wait));
+                if !switch_week_if_needed() {
+                    return;
+                }
+            }
+        });
+}
+
+/// Moves recording to the current week's file when the week has changed. Returns whether the
+/// process is still recording.
+fn switch_week_if_needed() -> bool {
+    let now = clock::now_unix();
+    let week = Week::containing(now);
+    let mut g = lock(&RUNTIME);
+    let Some(rt) = g.as_mut() else {
+        return false;
+    };
+    if rt.meta.week == week {
+        return true;
+    }
+    let mut meta = rt.meta.clone();
+    meta.week = week;
+    match CounterFile::open(&rt.layout.local(), &meta) {
+        Ok(f) => {
+            rt.file = f;
+            rt.meta = meta;
+            rt.failed.clear();
+        }
+        Err(e) => {
+            debug_log(&format!("recording off: cannot switch to week {week}: {e}"));
+            STATE.store(DISABLED, Ordering::SeqCst);
+            return false;
+        }
+    }
+    EPOCH.fetch_add(1, Ordering::AcqRel);
+    for r in lock(&REGISTRY).iter() {
+        if let Reg::Counter(c) = r {
+            c.cell.clear();
+        }
+    }
+    let layout = rt.layout.clone();
+    let retention = rt.retention;
+    drop(g);
+    report::maybe_reduce(&layout, now, retention);
+    true
+}

@@ -1,0 +1,389 @@
+//! What the uploader keeps on disk, per log, under `<dir>/upload/<log>/`:
+//!
+//! | path | what |
+//! |---|---|
+//! | `endpoint` | the server URL and pinned log key, as the host tool's start last recorded them |
+//! | `token-YYYY-MM-DD` | the day's token: created once a day by the first host process |
+//! | `lock` | held by the one uploader running |
+//! | `checkpoint` | the last signed checkpoint accepted (verified) |
+//! | `config.toml`, `config-index` | the verified config and its log index |
+//! | `alarm` | a verification failure (fork, rollback, bad signature, failed inclusion) |
+//! | `notice` | the last week sent, for the optional one-line notice of the host tool |
+//! | `weeks/WEEK.pending.json` | a built, sampled report not yet accepted (resent as is) |
+//! | `weeks/WEEK.sent.json` | the exact bytes accepted by the server (the copy kept) |
+//! | `weeks/WEEK.rejected.json` (+ `.why`) | refused by the server (4xx): never retried |
+//! | `weeks/WEEK.unsampled` | not sampled (`x >= sample_rate`): nothing is sent for that week |
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::Layout;
+use crate::clock::Week;
+use crate::report::{ReportError, write_atomic};
+
+/// A server and the pinned verifier key of its config log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The server URL, e.g. `https://telemetry.example.org`.
+    pub server: String,
+    /// The log's verifier key, `name+hex(keyid)+base64(0x01||pubkey)`.
+    pub log_key: String,
+}
+
+impl Endpoint {
+    /// An endpoint (not checked: see [`Endpoint::check`]).
+    pub fn new(server: impl Into<String>, log_key: impl Into<String>) -> Endpoint {
+        Endpoint {
+            server: server.into().trim_end_matches('/').to_string(),
+            log_key: log_key.into().trim().to_string(),
+        }
+    }
+
+    /// The log origin: the key's name (what precedes the first `+`).
+    pub fn origin(&self) -> &str {
+        self.log_key.split('+').next().unwrap_or("")
+    }
+
+    /// Whether the URL is http(s) and the key parses.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.server.starts_with("https://") || self.server.starts_with("http://")) {
+            return Err(format!("server {:?} is not an http(s) URL", self.server));
+        }
+        if self
+            .server
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err("server URL has spaces".into());
+        }
+        clearcount_config_log::note::Verifier::parse(&self.log_key)
+            .map(|_| ())
+            .map_err(|e| format!("log key: {e}"))
+    }
+
+    /// The text of the `endpoint` file.
+    pub fn render(&self) -> String {
+        format!("server {}\nlog-key {}\n", self.server, self.log_key)
+    }
+
+    /// Parses the `endpoint` file.
+    pub fn parse(text: &str) -> Option<Endpoint> {
+        let mut server = None;
+        let mut key = None;
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("server", s)) => server = Some(s.trim()),
+                Some(("log-key", k)) => key = Some(k.trim()),
+                _ => {}
+            }
+        }
+        let e = Endpoint::new(server?, key?);
+        e.check().ok()?;
+        Some(e)
+    }
+}
+
+/// The directory name of a log origin: characters other than `[A-Za-z0-9.-]` become `_`.
+pub fn origin_dir_name(origin: &str) -> String {
+    let s: String = origin
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+/// The files of one log's uploader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogState {
+    dir: PathBuf,
+}
+
+/// Where a week stands with one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WeekState {
+    /// Nothing decided yet.
+    Open,
+    /// Built and sampled, waiting to be accepted.
+    Pending,
+    /// Accepted by the server.
+    Sent,
+    /// Refused by the server (4xx), with its reason.
+    Rejected(String),
+    /// Not sampled.
+    Unsampled,
+}
+
+impl LogState {
+    /// The state of the log `origin` under `layout`.
+    pub fn new(layout: &Layout, origin: &str) -> LogState {
+        LogState {
+            dir: layout.upload().join(origin_dir_name(origin)),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The endpoint file.
+    pub fn endpoint_file(&self) -> PathBuf {
+        self.dir.join("endpoint")
+    }
+
+    /// The token of the UTC day `day` (`YYYY-MM-DD`).
+    pub fn token(&self, day: &str) -> PathBuf {
+        self.dir.join(format!("token-{day}"))
+    }
+
+    /// The uploader's lock.
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
+    /// The remembered checkpoint note.
+    pub fn checkpoint_file(&self) -> PathBuf {
+        self.dir.join("checkpoint")
+    }
+
+    /// The cached verified config.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// The log index of the cached config.
+    pub fn config_index_file(&self) -> PathBuf {
+        self.dir.join("config-index")
+    }
+
+    /// The alarm file.
+    pub fn alarm_file(&self) -> PathBuf {
+        self.dir.join("alarm")
+    }
+
+    /// The notice file (last week sent).
+    pub fn notice_file(&self) -> PathBuf {
+        self.dir.join("notice")
+    }
+
+    /// The per-week directory.
+    pub fn weeks(&self) -> PathBuf {
+        self.dir.join("weeks")
+    }
+
+    fn week_file(&self, week: Week, suffix: &str) -> PathBuf {
+        self.weeks().join(format!("{week}.{suffix}"))
+    }
+
+    /// The pending report of `week`.
+    pub fn pending(&self, week: Week) -> PathBuf {
+        self.week_file(week, "pending.json")
+    }
+
+    /// The copy of the report sent for `week`.
+    pub fn sent(&self, week: Week) -> PathBuf {
+        self.week_file(week, "sent.json")
+    }
+
+    /// The report of `week` the server refused.
+    pub fn rejected(&self, week: Week) -> PathBuf {
+        self.week_file(week, "rejected.json")
+    }
+
+    /// Why the server refused `week`.
+    pub fn rejected_why(&self, week: Week) -> PathBuf {
+        self.week_file(week, "rejected.why")
+    }
+
+    /// The marker of a week not sampled.
+    pub fn unsampled(&self, week: Week) -> PathBuf {
+        self.week_file(week, "unsampled")
+    }
+
+    /// Where `week` stands.
+    pub fn week_state(&self, week: Week) -> WeekState {
+        if self.sent(week).exists() {
+            WeekState::Sent
+        } else if self.rejected(week).exists() {
+            WeekState::Rejected(fs::read_to_string(self.rejected_why(week)).unwrap_or_default())
+        } else if self.unsampled(week).exists() {
+            WeekState::Unsampled
+        } else if self.pending(week).exists() {
+            WeekState::Pending
+        } else {
+            WeekState::Open
+        }
+    }
+
+    /// Every week with a decision, and its state, oldest first.
+    pub fn decided_weeks(&self) -> Vec<(Week, WeekState)> {
+        let mut weeks: Vec<Week> = fs::read_dir(self.weeks())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| crate::report::week_of_file_name(&e.file_name().to_string_lossy()))
+            .collect();
+        weeks.sort();
+        weeks.dedup();
+        weeks
+            .into_iter()
+            .map(|w| (w, self.week_state(w)))
+            .filter(|(_, s)| *s != WeekState::Open)
+            .collect()
+    }
+
+    /// The recorded endpoint.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        Endpoint::parse(&fs::read_to_string(self.endpoint_file()).ok()?)
+    }
+
+    /// Records `endpoint` (when it differs from the recorded one).
+    pub fn record_endpoint(&self, endpoint: &Endpoint) -> Result<(), ReportError> {
+        if self.endpoint().as_ref() == Some(endpoint) {
+            return Ok(());
+        }
+        create_dir(&self.dir)?;
+        write_atomic(&self.endpoint_file(), endpoint.render().as_bytes())
+    }
+
+    /// The alarm text, if any.
+    pub fn alarm(&self) -> Option<String> {
+        fs::read_to_string(self.alarm_file()).ok()
+    }
+
+    /// Records an alarm (the first one stays: it is the evidence).
+    pub fn raise_alarm(&self, text: &str) -> Result<(), ReportError> {
+        if self.alarm_file().exists() {
+            return Ok(());
+        }
+        create_dir(&self.dir)?;
+        write_atomic(&self.alarm_file(), text.as_bytes())
+    }
+
+    /// Removes the alarm; with `forget_checkpoint`, also the remembered checkpoint (the next
+    /// verification trusts the log's checkpoint as on first use).
+    pub fn clear_alarm(&self, forget_checkpoint: bool) -> io::Result<bool> {
+        let had = remove_if_exists(&self.alarm_file())?;
+        if forget_checkpoint {
+            remove_if_exists(&self.checkpoint_file())?;
+        }
+        Ok(had)
+    }
+
+    /// The remembered checkpoint note.
+    pub fn checkpoint_note(&self) -> Option<Vec<u8>> {
+        fs::read(self.checkpoint_file()).ok()
+    }
+
+    /// The cached config and its index.
+    pub fn cached_config(&self) -> Option<(u64, Vec<u8>)> {
+        let index = fs::read_to_string(self.config_index_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some((index, fs::read(self.config_file()).ok()?))
+    }
+
+    /// Remembers a verified checkpoint note, and caches the config entry at `index`.
+    pub fn remember(&self, note: &[u8], index: u64, config: &[u8]) -> Result<(), ReportError> {
+        create_dir(&self.dir)?;
+        write_atomic(&self.checkpoint_file(), note)?;
+        write_atomic(&self.config_file(), config)?;
+        write_atomic(&self.config_index_file(), index.to_string().as_bytes())
+    }
+
+    /// Writes a week's file atomically.
+    pub fn write_week(&self, path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+        create_dir(&self.weeks())?;
+        write_atomic(path, bytes)
+    }
+
+    /// Removes tokens of days other than `day`.
+    pub fn remove_old_tokens(&self, day: &str) {
+        let keep = format!("token-{day}");
+        for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with("token-") && n != keep {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// Deletes week files older than `oldest`.
+    pub fn expire_before(&self, oldest: Week) {
+        for e in fs::read_dir(self.weeks()).into_iter().flatten().flatten() {
+            if crate::report::week_of_file_name(&e.file_name().to_string_lossy())
+                .is_some_and(|w| w < oldest)
+            {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Every log with a directory under `<dir>/upload/`.
+pub fn logs(layout: &Layout) -> Vec<LogState> {
+    let mut out: Vec<LogState> = fs::read_dir(layout.upload())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| LogState { dir: e.path() })
+        .collect();
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
+    out
+}
+
+fn create_dir(dir: &Path) -> Result<(), ReportError> {
+    fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        what: "create",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn remove_if_exists(p: &Path) -> io::Result<bool> {
+    match fs::remove_file(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_round_trip_and_names() {
+        let signer = clearcount_config_log::note::Signer::generate("test.example/config").unwrap();
+        let key = signer.verifier().to_string();
+        let e = Endpoint::new("http://127.0.0.1:8080/", key.as_str());
+        assert_eq!(e.server, "http://127.0.0.1:8080");
+        assert_eq!(e.origin(), "test.example/config");
+        e.check().unwrap();
+        assert_eq!(Endpoint::parse(&e.render()), Some(e.clone()));
+        assert!(Endpoint::new("ftp://x", key.as_str()).check().is_err());
+        assert!(Endpoint::new("http://x", "not a key").check().is_err());
+        assert_eq!(Endpoint::parse("server http://x\n"), None);
+        assert_eq!(
+            origin_dir_name("test.example/config"),
+            "test.example_config"
+        );
+        assert_eq!(origin_dir_name(".."), "_..");
+        assert_eq!(origin_dir_name(""), "_");
+    }
+}

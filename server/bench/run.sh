@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Load benchmark of clearcount-server over loopback (wrk, concurrency 64) on SQLite and, when
+# CLEARCOUNT_BENCH_POSTGRES is set (e.g. postgres://postgres@127.0.0.1:5432/postgres), on
+# PostgreSQL; then the time to aggregate 1,000,000 stored reports.
+#   apt-get install wrk
+#   server/bench/run.sh [DURATION_SECONDS] [AGGREGATE_REPORTS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${1:-20}
+AGG_REPORTS=${2:-1000000}
+TARGET=${CARGO_TARGET_DIR:-target}
+cargo build --release -j 2 -p clearcount-server --bin clearcount-server --example benchdata >&2
+BIN=$TARGET/release/clearcount-server
+SETUP=$TARGET/release/examples/benchdata
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+"$SETUP" --log "$WORK/log" --init-log
+
+run_load() { # $1 = name, $2.. = extra serve args
+  local name=$1; shift
+  "$BIN" serve --log "$WORK/log" --data "$WORK/data-$name" --listen 127.0.0.1:18080 --today 2026-11-25 "$@" 2>"$WORK/$name.log" &
+  local pid=$!
+  for _ in $(seq 100); do curl -fs http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "== $name: wrk -t2 -c64 -d${DURATION}s"
+  wrk -t2 -c64 -d"${DURATION}s" --latency -s server/bench/upload.lua http://127.0.0.1:18080/upload | grep -E "Latency|50%|99%|Requests/sec|requests:|Non-2xx"
+  kill -TERM $pid; wait $pid
+}
+
+run_load sqlite
+if [ -n "${CLEARCOUNT_BENCH_POSTGRES:-}" ]; then
+  DB=cc_bench_$$
+  psql "$CLEARCOUNT_BENCH_POSTGRES" -qc "CREATE DATABASE $DB"
+  PGURL="${CLEARCOUNT_BENCH_POSTGRES%/*}/$DB"
+  run_load postgres --database "$PGURL"
+fi
+
+echo "== aggregate $AGG_REPORTS reports (SQLite)"
+"$SETUP" --log "$WORK/log" --data "$WORK/agg" --reports "$AGG_REPORTS" --week 2026-11-16
+/usr/bin/time -f "wall %e s, max RSS %M KB" "$BIN" aggregate --week 2026-11-16 --log "$WORK/log" --data "$WORK/agg" --out "$WORK/out"
+if [ -n "${CLEARCOUNT_BENCH_POSTGRES:-}" ]; then
+  echo "== aggregate $AGG_REPORTS reports (PostgreSQL)"
+  "$SETUP" --log "$WORK/log" --data "$WORK/agg" --reports "$AGG_REPORTS" --week 2026-11-16 --database "$PGURL"
+  /usr/bin/time -f "wall %e s, max RSS %M KB" "$BIN" aggregate --week 2026-11-16 --log "$WORK/log" --data "$WORK/agg" --out "$WORK/out" --database "$PGURL"
+  psql "$CLEARCOUNT_BENCH_POSTGRES" -qc "DROP DATABASE $DB WITH (FORCE)"
+fi

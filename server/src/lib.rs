@@ -1,0 +1,23 @@
+//! The clearcount server: validated report ingest, storage, aggregation and publication.
+//!
+//! - [`report`]: strict parsing of upload reports (untrusted bytes);
+//! - [`validate`]: every acceptance rule of DESIGN.md section 7 against the logged config;
+//! - [`configs`]: the configs of the transparency log, read from the log directory and cached;
+//! - [`storage`]: SQLite or PostgreSQL with group commit;
+//! - [`aggregate`]: weekly estimates with confidence intervals;
+//! - [`http`]: the axum router;
+//! - [`server`]: running it all with graceful shutdown;
+//! - [`demo`]: the whole pipeline in one command (`clearcount-server demo`);
+//! - [`web`]: the dashboard and config review pages (HTML, inline SVG).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod aggregate;
+pub mod configs;
+pub mod demo;
+pub mod http;
+pub mod report;
+pub mod server;
+pub mod storage;
+pub mod validate;
+pub mod web;

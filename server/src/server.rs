@@ -1,0 +1,208 @@
+//! Running the server: storage, config log, HTTP, graceful shutdown; and offline aggregation.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use crate::aggregate::WeekAggregates;
+use crate::configs::{ConfigLog, LogError};
+use crate::http::{AppState, Clock, Limits, Stats, router};
+use crate::storage::{Db, Store, StoreError};
+
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The config log directory (tlog-tiles).
+    pub log_dir: PathBuf,
+    /// The data directory (SQLite database by default).
+    pub data_dir: PathBuf,
+    /// A `postgres://` URL, or `None` for SQLite in the data directory.
+    pub database: Option<String>,
+    /// Address to listen on (port 0: any free port, printed at start).
+    pub listen: SocketAddr,
+    /// The clock.
+    pub clock: Clock,
+    /// HTTP limits.
+    pub limits: Limits,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The config log could not be read.
+    #[error("config log: {0}")]
+    Log(#[from] LogError),
+    /// Listening or serving failed.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Runs the server until `shutdown` resolves, then finishes in-flight requests, stores every
+/// queued report and returns. Prints `listening on ADDR` to stderr once bound.
+pub async fn serve(
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let log = ConfigLog::open(&opts.log_dir)?;
+    let db = Db::connect(opts.database.as_deref(), &opts.data_dir).await?;
+    let writers = match db {
+        Db::Sqlite(_) => 1,
+        Db::Postgres(_) => 4,
+    };
+    let kind = db.kind();
+    let state = Arc::new(AppState {
+        log,
+        log_dir: opts.log_dir.clone(),
+        store: Store::new(db, writers),
+        clock: opts.clock,
+        stats: Stats::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    eprintln!("listening on {addr}");
+    tracing::info!("serving on {addr} with {kind} storage");
+
+    let stats_state = state.clone();
+    let ticker = tokio::spawn(async move {
+        let mut last = (0, 0, 0);
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            let now = counts(&stats_state.stats);
+            if now != last {
+                tracing::info!(
+                    "uploads so far: {} accepted, {} rejected, {} failed",
+                    now.0,
+                    now.1,
+                    now.2
+                );
+                last = now;
+            }
+        }
+    });
+
+    let app = router(state.clone(), opts.limits);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    ticker.abort();
+    state.store.shutdown().await;
+    state.store.db().close().await;
+    let (a, r, f) = counts(&state.stats);
+    tracing::info!("stopped: {a} accepted, {r} rejected, {f} failed");
+    result?;
+    Ok(())
+}
+
+fn counts(s: &Stats) -> (u64, u64, u64) {
+    (
+        s.accepted.load(Ordering::Relaxed),
+        s.rejected.load(Ordering::Relaxed),
+        s.failed.load(Ordering::Relaxed),
+    )
+}
+
+/// Recomputes one week's aggregates from the stored rows.
+pub async fn aggregate_week(
+    db: &Db,
+    log: &ConfigLog,
+    week: NaiveDate,
+) -> Result<WeekAggregates, StoreError> {
+    let groups = db.week_groups(week).await?;
+    Ok(crate::aggregate::compute(week, &groups, log))
+}
+
+/// Writes `agg` as `WEEK.json` and `WEEK.csv` into `dir` (atomically: temp file then rename).
+pub fn write_aggregates(dir: &Path, agg: &WeekAggregates) -> std::io::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let json = dir.join(format!("{}.json", agg.week));
+    let csv = dir.join(format!("{}.csv", agg.week));
+    write_atomic(&json, agg.to_json().as_bytes())?;
+    write_atomic(&csv, agg.to_csv().as_bytes())?;
+    Ok((json, csv))
+}
+
+/// Writes a file via a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes every published file into `out`: `reports/DAY.ndjson` for each completed day (before
+/// `today`), `aggregates/WEEK.json` and `.csv` for each week, and `index.json`, laid out like
+/// the server's `/data/` so a bucket or CDN can serve it as is. Returns the number of files.
+pub async fn export(
+    db: &Db,
+    log: &ConfigLog,
+    out: &Path,
+    today: NaiveDate,
+) -> Result<usize, ServeError> {
+    let mut files = 0;
+    let mut days_index = Vec::new();
+    for (day, n) in db.days().await? {
+        if day >= today {
+            continue;
+        }
+        let mut body = String::new();
+        for r in db.reports_of_day(day).await? {
+            body.push_str(&r);
+            body.push('\n');
+        }
+        std::fs::create_dir_all(out.join("reports"))?;
+        write_atomic(&out.join(format!("reports/{day}.ndjson")), body.as_bytes())?;
+        files += 1;
+        days_index.push(serde_json::json!({ "day": day.to_string(), "reports": n,
+            "url": format!("reports/{day}.ndjson") }));
+    }
+    let mut weeks_index = Vec::new();
+    for week in db.weeks().await? {
+        let agg = aggregate_week(db, log, week).await?;
+        write_aggregates(&out.join("aggregates"), &agg)?;
+        files += 2;
+        weeks_index.push(serde_json::json!({ "week": week.to_string(),
+            "json": format!("aggregates/{week}.json"), "csv": format!("aggregates/{week}.csv") }));
+    }
+    let index = serde_json::json!({ "today": today.to_string(), "reports": days_index,
+        "aggregates": weeks_index });
+    std::fs::create_dir_all(out)?;
+    write_atomic(
+        &out.join("index.json"),
+        serde_json::to_string_pretty(&index)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    Ok(files + 1)
+}

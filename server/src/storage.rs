@@ -1,0 +1,487 @@
+//! Storage of accepted reports: embedded SQLite (default) or PostgreSQL, with group commit.
+//!
+//! Every accepted report becomes one row in `reports` (UTC day of receipt, canonical JSON; the
+//! row id only orders storage, it is never published: raw reports are published sorted by
+//! content) and one compact row per program in `report_programs` (week, config index, program,
+//! version, os, arch and the label index of every counter). Aggregation groups the compact rows
+//! in the database, so it never parses JSON.
+//!
+//! Writes go through [`Store::insert`], which hands the report to writer tasks; a writer takes
+//! every report waiting (up to [`MAX_BATCH`]) and stores them in one transaction, then answers
+//! each caller. A caller is told `Ok` only after the commit: with SQLite in WAL mode and
+//! `synchronous=FULL`, or PostgreSQL with its default `synchronous_commit`, that is durable.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::validate::Accepted;
+
+/// The most reports stored in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+/// The SQLite file name inside the data directory.
+pub const SQLITE_FILE: &str = "clearcount.sqlite3";
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The writer is gone (the server is shutting down).
+    #[error("the storage writer has stopped")]
+    WriterGone,
+    /// A database URL that is neither SQLite nor PostgreSQL.
+    #[error("unsupported database URL (use postgres://... or sqlite://...)")]
+    Url,
+    /// The data directory could not be created.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A database connection pool of either kind.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// Embedded SQLite.
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// One group of identical compact rows of a week.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    /// Config index the reports were checked against.
+    pub config_index: u64,
+    /// Program.
+    pub program: String,
+    /// Version.
+    pub version: String,
+    /// OS.
+    pub os: String,
+    /// Arch.
+    pub arch: String,
+    /// Encoded label indexes (see [`crate::validate::encode_labels`]).
+    pub labels: String,
+    /// How many program rows have exactly these values.
+    pub count: u64,
+}
+
+struct Pending {
+    report: Accepted,
+    day: NaiveDate,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The report store: a database and its group-commit writers.
+pub struct Store {
+    db: Db,
+    tx: std::sync::Mutex<Option<mpsc::Sender<Pending>>>,
+    writers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+const SQLITE_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY, day TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS reports_day ON reports (day)",
+    "CREATE TABLE IF NOT EXISTS report_programs (week TEXT NOT NULL, config_index INTEGER NOT NULL, \
+     program TEXT NOT NULL, version TEXT NOT NULL, os TEXT NOT NULL, arch TEXT NOT NULL, \
+     labels TEXT NOT NULL)",
+    // Covering index: aggregation of a week is an in-order scan of it, no table access.
+    "CREATE INDEX IF NOT EXISTS report_programs_group ON report_programs \
+     (week, config_index, program, version, os, arch, labels)",
+];
+
+const PG_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS reports (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+     day TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS reports_day ON reports (day)",
+    "CREATE TABLE IF NOT EXISTS report_programs (week TEXT NOT NULL, config_index BIGINT NOT NULL, \
+     program TEXT NOT NULL, version TEXT NOT NULL, os TEXT NOT NULL, arch TEXT NOT NULL, \
+     labels TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS report_programs_week ON report_programs (week)",
+];
+
+/// Advisory lock key that serializes schema creation between instances sharing PostgreSQL.
+const PG_SCHEMA_LOCK: i64 = 0x636c_6561_7263_6e74;
+
+impl Db {
+    /// Connects: `url` `None` means SQLite in `data_dir`; `postgres://` or `postgresql://` means
+    /// PostgreSQL; `sqlite://path` an explicit SQLite file. Creates the schema if needed
+    /// (idempotent, and safe when several instances start at once).
+    pub async fn connect(url: Option<&str>, data_dir: &Path) -> Result<Db, StoreError> {
+        match url {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                let opts = PgConnectOptions::from_str(u)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await?;
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_SCHEMA_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                for stmt in PG_SCHEMA {
+                    sqlx::query(stmt).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(Db::Postgres(pool))
+            }
+            Some(u) if u.starts_with("sqlite:") => {
+                let opts = SqliteConnectOptions::from_str(u)?;
+                Db::sqlite(opts).await
+            }
+            Some(_) => Err(StoreError::Url),
+            None => {
+                std::fs::create_dir_all(data_dir)?;
+                Db::sqlite(SqliteConnectOptions::new().filename(data_dir.join(SQLITE_FILE))).await
+            }
+        }
+    }
+
+    async fn sqlite(opts: SqliteConnectOptions) -> Result<Db, StoreError> {
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        let mut tx = pool.begin().await?;
+        for stmt in SQLITE_SCHEMA {
+            sqlx::query(stmt).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    /// Which kind of database this is, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Stores reports (each with its day of receipt) in one transaction.
+    pub async fn insert_batch(&self, items: &[(&Accepted, NaiveDate)]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                reports_query::<Sqlite>(items)
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+                for mut q in program_queries::<Sqlite>(items) {
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                reports_query::<Postgres>(items)
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+                for mut q in program_queries::<Postgres>(items) {
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Canonical JSON of every report received on `day`, sorted by content (never by arrival).
+    pub async fn reports_of_day(&self, day: NaiveDate) -> Result<Vec<String>, StoreError> {
+        let day = day.to_string();
+        let rows: Vec<String> = match self {
+            Db::Sqlite(p) => {
+                sqlx::query_scalar("SELECT body FROM reports WHERE day = ? ORDER BY body")
+                    .bind(day)
+                    .fetch_all(p)
+                    .await?
+            }
+            Db::Postgres(p) => {
+                sqlx::query_scalar(
+                    "SELECT body FROM reports WHERE day = $1 ORDER BY body COLLATE \"C\"",
+                )
+                .bind(day)
+                .fetch_all(p)
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Every day with reports and how many.
+    pub async fn days(&self) -> Result<Vec<(NaiveDate, u64)>, StoreError> {
+        let sql = "SELECT day, COUNT(*) FROM reports GROUP BY day ORDER BY day";
+        let rows: Vec<(String, i64)> = match self {
+            Db::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await?,
+            Db::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(d, n)| Some((NaiveDate::from_str(&d).ok()?, n as u64)))
+            .collect())
+    }
+
+    /// Every week with reports.
+    pub async fn weeks(&self) -> Result<Vec<NaiveDate>, StoreError> {
+        let sql = "SELECT DISTINCT week FROM report_programs ORDER BY week";
+        let rows: Vec<String> = match self {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
+            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|d| NaiveDate::from_str(&d).ok())
+            .collect())
+    }
+
+    /// The number of stored reports.
+    pub async fn count_reports(&self) -> Result<u64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM reports";
+        let n: i64 = match self {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+        };
+        Ok(n as u64)
+    }
+
+    /// The compact rows of `week`, grouped: one row per distinct combination with its count.
+    pub async fn week_groups(&self, week: NaiveDate) -> Result<Vec<GroupRow>, StoreError> {
+        let week = week.to_string();
+        let rows = match self {
+            Db::Sqlite(p) => sqlx::query(
+                "SELECT config_index, program, version, os, arch, labels, COUNT(*) \
+                     FROM report_programs WHERE week = ? \
+                     GROUP BY config_index, program, version, os, arch, labels",
+            )
+            .bind(week)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| group_row(&r))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?,
+            Db::Postgres(p) => sqlx::query(
+                "SELECT config_index, program, version, os, arch, labels, COUNT(*) \
+                     FROM report_programs WHERE week = $1 \
+                     GROUP BY config_index, program, version, os, arch, labels",
+            )
+            .bind(week)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| group_row(&r))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?,
+        };
+        let mut rows = rows;
+        rows.sort_by(|a, b| {
+            (
+                a.config_index,
+                &a.program,
+                &a.version,
+                &a.os,
+                &a.arch,
+                &a.labels,
+            )
+                .cmp(&(
+                    b.config_index,
+                    &b.program,
+                    &b.version,
+                    &b.os,
+                    &b.arch,
+                    &b.labels,
+                ))
+        });
+        Ok(rows)
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+fn group_row<R: Row>(r: &R) -> Result<GroupRow, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(GroupRow {
+        config_index: r.try_get::<i64, _>(0)? as u64,
+        program: r.try_get(1)?,
+        version: r.try_get(2)?,
+        os: r.try_get(3)?,
+        arch: r.try_get(4)?,
+        labels: r.try_get(5)?,
+        count: r.try_get::<i64, _>(6)? as u64,
+    })
+}
+
+fn reports_query<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut q: QueryBuilder<DB> = QueryBuilder::new("INSERT INTO reports (day, body) ");
+    q.push_values(items, |mut b, (a, day)| {
+        b.push_bind(day.to_string()).push_bind(a.canonical.clone());
+    });
+    q
+}
+
+/// Compact rows: 7 binds a row, so chunks of 1024 stay well below bind-parameter limits.
+fn program_queries<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> Vec<QueryBuilder<'a, DB>>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let progs: Vec<(&Accepted, &crate::validate::ProgramRow)> = items
+        .iter()
+        .flat_map(|(a, _)| a.rows.iter().map(move |r| (*a, r)))
+        .collect();
+    progs
+        .chunks(1024)
+        .map(|chunk| {
+            let mut q: QueryBuilder<DB> = QueryBuilder::new(
+                "INSERT INTO report_programs \
+                 (week, config_index, program, version, os, arch, labels) ",
+            );
+            q.push_values(chunk, |mut b, (a, r)| {
+                b.push_bind(a.week.to_string())
+                    .push_bind(a.config_index as i64)
+                    .push_bind(r.program.clone())
+                    .push_bind(r.version.clone())
+                    .push_bind(r.os.clone())
+                    .push_bind(r.arch.clone())
+                    .push_bind(r.labels.clone());
+            });
+            q
+        })
+        .collect()
+}
+
+impl Store {
+    /// A store over `db` with `writers` group-commit writer tasks (1 suits SQLite, which has a
+    /// single writer anyway; a few suit PostgreSQL). Must be called inside a Tokio runtime.
+    pub fn new(db: Db, writers: usize) -> Store {
+        let (tx, rx) = mpsc::channel::<Pending>(MAX_BATCH * 8);
+        let rx = Arc::new(Mutex::new(rx));
+        let handles = (0..writers.max(1))
+            .map(|_| tokio::spawn(writer(db.clone(), rx.clone())))
+            .collect();
+        Store {
+            db,
+            tx: std::sync::Mutex::new(Some(tx)),
+            writers: std::sync::Mutex::new(handles),
+        }
+    }
+
+    /// The database, for reads.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Stores one accepted report received on `day`; returns only after it is committed.
+    pub async fn insert(&self, report: Accepted, day: NaiveDate) -> Result<(), StoreError> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::WriterGone)?;
+        let (done, wait) = oneshot::channel();
+        tx.send(Pending { report, day, done })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        drop(tx);
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Db(sqlx::Error::Protocol(e))),
+            Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Stops accepting reports, lets the writers store everything queued, and waits for them.
+    pub async fn shutdown(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handles: Vec<_> =
+            std::mem::take(&mut *self.writers.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+}
+
+async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(p) => batch.push(p),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+        }
+        let items: Vec<(&Accepted, NaiveDate)> = batch.iter().map(|p| (&p.report, p.day)).collect();
+        let result = db.insert_batch(&items).await;
+        drop(items);
+        match result {
+            Ok(()) => {
+                for p in batch.drain(..) {
+                    let _ = p.done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                // One bad row must not fail its neighbours: retry each alone.
+                tracing::error!(
+                    "batch of {} reports failed ({e}); retrying one by one",
+                    batch.len()
+                );
+                for p in batch.drain(..) {
+                    let r = db
+                        .insert_batch(&[(&p.report, p.day)])
+                        .await
+                        .map_err(|e| e.to_string());
+                    if let Err(e) = &r {
+                        tracing::error!("storing a report failed: {e}");
+                    }
+                    let _ = p.done.send(r);
+                }
+            }
+        }
+    }
+}

@@ -92,7 +92,10 @@ fn the_demo_estimates_true_shares_and_serves_its_data_until_sigterm() {
                 let est = Estimator::new(labels.len(), c["epsilon"].as_f64(), 0.95).unwrap();
                 for l in labels {
                     let e = est
-                        .estimate(l["reports"].as_u64().unwrap(), l["observed"].as_u64().unwrap())
+                        .estimate(
+                            l["reports"].as_u64().unwrap(),
+                            l["observed"].as_u64().unwrap(),
+                        )
                         .unwrap();
                     let key = (
                         week.clone(),

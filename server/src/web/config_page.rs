@@ -5,11 +5,17 @@
 //! log entry against the one before it (from [`clearcount_config_log::config::diff`]), the
 //! current signed checkpoint, and the exact `clearcount-log verify` command to audit the log.
 //!
+//! Rendered pages are kept per log size (and checkpoint, key file, day and host): the log only
+//! grows, and a new entry changes the size, so a page is rendered once per change.
+//!
 //! The verifier key shown in that command is read from the public file [`VERIFIER_KEY_FILE`]
 //! in the log directory, and shown only when it verifies the current checkpoint.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use chrono::NaiveDate;
@@ -58,14 +64,24 @@ pub fn log_url(headers: &HeaderMap) -> Option<String> {
     Some(format!("{scheme}://{host}/log"))
 }
 
-/// Reads the checkpoint and the verifier key from the log directory.
-pub async fn log_view(state: &AppState, headers: &HeaderMap) -> LogView {
+/// The public files of the log directory that the page shows: the checkpoint note and the
+/// verifier key file's text.
+type LogFiles = (Option<Vec<u8>>, Option<String>);
+
+async fn read_log_files(state: &AppState) -> LogFiles {
     let checkpoint = tokio::fs::read(state.log_dir.join("checkpoint")).await.ok();
+    let key = tokio::fs::read_to_string(state.log_dir.join(VERIFIER_KEY_FILE))
+        .await
+        .ok();
+    (checkpoint, key)
+}
+
+fn view_of((checkpoint, key): LogFiles, log_url: Option<String>) -> LogView {
     let mut view = LogView {
-        log_url: log_url(headers),
+        log_url,
         ..LogView::default()
     };
-    if let Ok(text) = tokio::fs::read_to_string(state.log_dir.join(VERIFIER_KEY_FILE)).await {
+    if let Some(text) = key {
         let key = text.trim();
         match Verifier::parse(key) {
             Ok(v) => match checkpoint.as_deref().map(|c| Checkpoint::open(c, &v)) {
@@ -85,6 +101,43 @@ pub async fn log_view(state: &AppState, headers: &HeaderMap) -> LogView {
     }
     view.checkpoint = checkpoint;
     view
+}
+
+/// Reads the checkpoint and the verifier key from the log directory.
+pub async fn log_view(state: &AppState, headers: &HeaderMap) -> LogView {
+    view_of(read_log_files(state).await, log_url(headers))
+}
+
+/// At most this many rendered review pages are kept (all of them for one log size: a new
+/// entry makes every page outdated, as each shows the log size).
+const MAX_CACHED_PAGES: usize = 32;
+
+/// What a rendered review page depends on besides the log's files: the log directory, the
+/// entry (`None`: latest with history), the log size, the day (expiry marks) and the log URL
+/// (from the `Host` header).
+type PageKey = (PathBuf, Option<u64>, u64, NaiveDate, Option<String>);
+
+/// Rendered review pages, with the log files they were rendered from. The log only grows, so
+/// a page rendered for a size and the same checkpoint and key files is still exact.
+static PAGES: LazyLock<Mutex<HashMap<PageKey, (LogFiles, Bytes)>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn cached_page(key: &PageKey, files: &LogFiles) -> Option<Bytes> {
+    let pages = PAGES.lock().unwrap_or_else(|e| e.into_inner());
+    pages
+        .get(key)
+        .filter(|(f, _)| f == files)
+        .map(|(_, body)| body.clone())
+}
+
+fn keep_page(key: PageKey, files: LogFiles, body: Bytes) {
+    let mut pages = PAGES.lock().unwrap_or_else(|e| e.into_inner());
+    // Pages of another size of the same log are outdated for good.
+    pages.retain(|k, _| k.0 != key.0 || k.2 == key.2);
+    if pages.len() >= MAX_CACHED_PAGES {
+        pages.clear();
+    }
+    pages.insert(key, (files, body));
 }
 
 /// The HTML review page of the latest config (`index` `None`, with the whole history) or of
@@ -116,6 +169,13 @@ pub async fn config_page(state: &AppState, index: Option<u64>, headers: &HeaderM
     } else {
         target.saturating_sub(1)
     };
+    let files = read_log_files(state).await;
+    let url = log_url(headers);
+    let today = state.clock.today();
+    let key: PageKey = (state.log_dir.clone(), index, size, today, url.clone());
+    if let Some(body) = cached_page(&key, &files) {
+        return html_response(StatusCode::OK, body);
+    }
     let mut entries = Vec::new();
     for i in first..=last {
         match state.log.get(i) {
@@ -130,7 +190,7 @@ pub async fn config_page(state: &AppState, index: Option<u64>, headers: &HeaderM
             }
         }
     }
-    let view = log_view(state, headers).await;
+    let view = view_of(files.clone(), url);
     let html = render(
         &entries,
         target,
@@ -138,9 +198,11 @@ pub async fn config_page(state: &AppState, index: Option<u64>, headers: &HeaderM
         size,
         &state.log.origin(),
         &view,
-        state.clock.today(),
+        today,
     );
-    html_response(StatusCode::OK, html)
+    let body = Bytes::from(html);
+    keep_page(key, files, body.clone());
+    html_response(StatusCode::OK, body)
 }
 
 /// Renders the page from consecutive log entries (`entries[0]` is the entry before `target`

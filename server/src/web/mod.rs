@@ -6,8 +6,11 @@
 //! cookies. Every string is escaped by the [`maud`] templates. Each chart has a `<title>`, an
 //! `aria-labelledby` pointing at its heading, and a data table beneath it.
 //!
-//! Week aggregates are cached in memory ([`cache::AggCache`]); rendered pages are cached per
-//! snapshot of the aggregates, so a page is computed once per change of the data.
+//! Week aggregates are cached in memory ([`cache::AggCache`]). A background task computes
+//! them and renders `/` and every program page before the server accepts connections
+//! ([`ready`]), then re-renders them in the background when the data changed (checked every
+//! [`REVALIDATE`]): requests are always answered from rendered pages, at most a few seconds
+//! behind the data. Config review pages are cached per log size ([`config_page`]).
 //!
 //! - [`routes`]: the dashboard routes, to merge into the server's router;
 //! - [`wants_html`] and [`config_page`]: content negotiation and the review page for `/config`.
@@ -19,7 +22,8 @@ pub mod pages;
 pub mod svg;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,6 +31,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tokio::sync::watch;
 
 use crate::http::AppState;
 
@@ -37,45 +42,168 @@ pub use config_page::config_page;
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
                        base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// How often the background task checks whether the aggregates changed (reports accepted by
+/// this server, a new day, or the [`cache::TTL`] ran out) and, if so, re-renders every
+/// dashboard page.
+pub const REVALIDATE: Duration = Duration::from_secs(2);
+
 /// The dashboard's shared state: the server state, the aggregate cache and rendered pages.
 pub struct Web {
     app: Arc<AppState>,
     cache: Arc<cache::AggCache>,
     /// Rendered pages by path, with the snapshot generation they were rendered from.
     pages: Mutex<HashMap<String, (u64, Bytes)>>,
+    /// Whether a background task keeps `pages` up to date (see [`routes`]).
+    background: bool,
+}
+
+/// The warm-up state of every dashboard built inside a runtime, by its server state, for
+/// [`ready`].
+static WARMUPS: Mutex<Vec<(Weak<AppState>, watch::Receiver<bool>)>> = Mutex::new(Vec::new());
+
+/// Waits until the dashboard built by [`routes`] over `app` has computed the aggregates and
+/// rendered `/` and every program page (returns at once when there is no such dashboard).
+/// The server calls it before it accepts connections, so that no request waits for that.
+pub async fn ready(app: &Arc<AppState>) {
+    let rx = {
+        let mut w = WARMUPS.lock().unwrap_or_else(|e| e.into_inner());
+        w.retain(|(a, _)| a.strong_count() > 0);
+        w.iter()
+            .find(|(a, _)| std::ptr::eq(a.as_ptr(), Arc::as_ptr(app)))
+            .map(|(_, rx)| rx.clone())
+    };
+    if let Some(mut rx) = rx {
+        // An error means the task ended (runtime shutting down): nothing to wait for.
+        let _ = rx.wait_for(|done| *done).await;
+    }
 }
 
 impl Web {
-    /// The dashboard over `app`.
-    pub fn new(app: Arc<AppState>) -> Web {
+    /// The dashboard over `app`; `background` tells whether [`Web::keep_current`] runs.
+    fn new(app: Arc<AppState>, background: bool) -> Web {
         Web {
             app,
             cache: Arc::new(cache::AggCache::default()),
             pages: Mutex::new(HashMap::new()),
+            background,
+        }
+    }
+
+    fn lock_pages(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Bytes)>> {
+        self.pages.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `body`, rendered from snapshot `generation`, unless a newer one is kept already.
+    fn keep(&self, key: &str, generation: u64, body: Bytes) {
+        let mut pages = self.lock_pages();
+        match pages.get(key) {
+            Some((g, _)) if *g > generation => {}
+            _ => {
+                pages.insert(key.to_string(), (generation, body));
+            }
+        }
+    }
+
+    /// Renders `/` and every program page of `snap` that is not rendered from it yet, on a
+    /// blocking thread, and forgets pages of programs that no longer exist.
+    async fn render_all(self: &Arc<Self>, snap: Arc<cache::Snapshot>) {
+        let web = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let names = pages::program_names(&web.app, &snap);
+            let mut keys = vec![("/".to_string(), None)];
+            keys.extend(
+                names
+                    .iter()
+                    .map(|n| (format!("/programs/{n}"), Some(n.as_str()))),
+            );
+            web.lock_pages()
+                .retain(|k, _| keys.iter().any(|(key, _)| key == k));
+            for (key, name) in &keys {
+                let current = web
+                    .lock_pages()
+                    .get(key)
+                    .is_some_and(|(g, _)| *g == snap.generation);
+                if current {
+                    continue;
+                }
+                let html = match name {
+                    None => Some(pages::dashboard(&web.app, &snap)),
+                    Some(n) => pages::program(&web.app, &snap, n),
+                };
+                if let Some(html) = html {
+                    web.keep(key, snap.generation, Bytes::from(html));
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!("dashboard rendering: {e}");
+        }
+    }
+
+    /// The background task: computes the aggregates and renders every page (then marks the
+    /// dashboard ready), and from then on every [`REVALIDATE`] refreshes the aggregates when
+    /// they may have changed and re-renders the pages of a new snapshot. Requests are served
+    /// the pages rendered last meanwhile, so they never wait for either.
+    async fn keep_current(self: Arc<Self>, ready: watch::Sender<bool>) {
+        match self.cache.snapshot(&self.app).await {
+            Ok(snap) => self.render_all(snap).await,
+            Err(e) => tracing::error!("dashboard warm-up: {e}"),
+        }
+        let _ = ready.send(true);
+        let mut every = tokio::time::interval(REVALIDATE);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            // Only this task holds the dashboard: its router is gone.
+            if Arc::strong_count(&self) == 1 {
+                return;
+            }
+            if !self.cache.stale(&self.app) {
+                continue;
+            }
+            match self.cache.refresh(&self.app).await {
+                Ok(snap) => self.render_all(snap).await,
+                Err(e) => tracing::error!("dashboard refresh: {e}"),
+            }
         }
     }
 
     /// A rendered page from the cache, or renders it with `render` and keeps it.
+    ///
+    /// With the background task, the page rendered last is served as it is (at most about
+    /// [`REVALIDATE`] plus one refresh and rendering behind the data); only a page never
+    /// rendered yet is rendered here, from the latest snapshot.
     async fn page(
         &self,
         key: &str,
         render: impl FnOnce(&cache::Snapshot) -> Option<String>,
     ) -> Response {
-        let snap = match self.cache.snapshot(&self.app).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("dashboard: reading aggregates: {e}");
-                return html_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    layout::error_page("Service unavailable", "The database cannot be read."),
-                );
-            }
+        if self.background
+            && let Some((_, body)) = self.lock_pages().get(key)
+        {
+            return html_response(StatusCode::OK, body.clone());
+        }
+        let latest = if self.background {
+            self.cache.latest()
+        } else {
+            None
         };
-        if let Some((g, body)) = self
-            .pages
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
+        let snap = match latest {
+            Some(s) => s,
+            None => match self.cache.snapshot(&self.app).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("dashboard: reading aggregates: {e}");
+                    return html_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        layout::error_page("Service unavailable", "The database cannot be read."),
+                    );
+                }
+            },
+        };
+        if let Some((g, body)) = self.lock_pages().get(key)
             && *g == snap.generation
         {
             return html_response(StatusCode::OK, body.clone());
@@ -83,11 +211,12 @@ impl Web {
         match render(&snap) {
             Some(html) => {
                 let body = Bytes::from(html);
-                let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
-                // Pages of older snapshots are dead weight: drop them.
-                pages.retain(|_, (g, _)| *g == snap.generation);
+                if !self.background {
+                    // Pages of older snapshots are dead weight: drop them.
+                    self.lock_pages().retain(|_, (g, _)| *g == snap.generation);
+                }
                 // Bounded: unknown program names are never cached (render returns None).
-                pages.insert(key.to_string(), (snap.generation, body.clone()));
+                self.keep(key, snap.generation, body.clone());
                 html_response(StatusCode::OK, body)
             }
             None => html_response(
@@ -99,16 +228,20 @@ impl Web {
 }
 
 /// The dashboard routes (`/` and `/programs/{name}`), to merge into the server's router.
-/// Starts warming the aggregate cache in the background when called inside a Tokio runtime.
+///
+/// Inside a Tokio runtime, starts the background task that computes the aggregates, renders
+/// every page (see [`ready`]) and keeps them current; outside one, pages are rendered by the
+/// first request after each change of the data.
 pub fn routes<S: Clone + Send + Sync + 'static>(app: Arc<AppState>) -> Router<S> {
-    let web = Arc::new(Web::new(app));
-    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        let w = web.clone();
-        rt.spawn(async move {
-            if let Err(e) = w.cache.snapshot(&w.app).await {
-                tracing::error!("dashboard warm-up: {e}");
-            }
-        });
+    let rt = tokio::runtime::Handle::try_current().ok();
+    let web = Arc::new(Web::new(app.clone(), rt.is_some()));
+    if let Some(rt) = rt {
+        let (tx, rx) = watch::channel(false);
+        WARMUPS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((Arc::downgrade(&app), rx));
+        rt.spawn(web.clone().keep_current(tx));
     }
     Router::new()
         .route("/", get(dashboard))

@@ -16,7 +16,7 @@ use crate::http::AppState;
 use crate::validate::MAX_WEEKS_OLD;
 
 /// Every program name: those of the latest config and those with reports.
-fn program_names(app: &AppState, snap: &Snapshot) -> BTreeSet<String> {
+pub fn program_names(app: &AppState, snap: &Snapshot) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     if let Ok(Some(c)) = app.log.latest()
         && let Ok(cfg) = &c.parsed

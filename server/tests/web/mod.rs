@@ -273,6 +273,7 @@ pub fn filled_server() -> Filled {
     let c1 = config1();
     make_log(&log, &[CONFIG0, &c1]);
     let server = Server::start(&log, &dir.path().join("data"), TODAY);
+    let empty = get_html(&server, "/").2;
     let weeks = open_weeks();
     let cfg0 = Config::parse(CONFIG0.as_bytes()).unwrap();
     let cfg1 = Config::parse(c1.as_bytes()).unwrap();
@@ -287,5 +288,30 @@ pub fn filled_server() -> Filled {
     let mut bodies = reports(&cfg0, 0, &old, 7);
     bodies.extend(reports(&cfg1, 1, &new, 8));
     upload_all(&server, bodies);
+    wait_for_pages(&server, &empty);
     Filled { dir, server, weeks }
+}
+
+/// Waits until the dashboard, re-rendered in the background after reports were accepted,
+/// differs from `before` and then stays the same for longer than the server's revalidation
+/// period (every page of a snapshot is rendered in the same pass, `/` first).
+pub fn wait_for_pages(server: &Server, before: &str) {
+    let quiet = clearcount_server::web::REVALIDATE + Duration::from_millis(1500);
+    let start = std::time::Instant::now();
+    let mut last = before.to_string();
+    let mut since = None::<std::time::Instant>;
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the dashboard did not settle"
+        );
+        let now = get_html(server, "/").2;
+        if now != last {
+            last = now;
+            since = Some(std::time::Instant::now());
+        } else if since.is_some_and(|t| t.elapsed() > quiet) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -74,9 +74,69 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
+    c.bench_function(
+        "verify 1M log: consistency+inclusion only (no signature, tiles cached)",
+        |b| {
+            b.iter(|| {
+                reader
+                    .check_consistency(black_box(&old), &v.checkpoint)
+                    .unwrap();
+                reader.entry(&v.checkpoint, black_box(INDEX)).unwrap()
+            })
+        },
+    );
     let note = reader.source().files["checkpoint"].clone();
     c.bench_function("checkpoint signature only", |b| {
         b.iter(|| reader.open_checkpoint(black_box(&note)).unwrap())
+    });
+    ed25519_backends(c, &signer, &note);
+}
+
+/// Ed25519 verification of the checkpoint note's actual text, key and signature, with ring
+/// and with ed25519-dalek, back to back in one run (the choice of backend rests on this).
+fn ed25519_backends(c: &mut Criterion, signer: &Signer, note: &[u8]) {
+    use base64::Engine;
+    let (text, sigs) = clearcount_config_log::note::split(note).unwrap();
+    let b64 = sigs.trim_end().rsplit(' ').next().unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let sig: [u8; 64] = raw[4..].try_into().unwrap();
+    let public = *signer.verifier().public_key();
+    let msg = text.as_bytes();
+
+    let ring_key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public);
+    c.bench_function("ed25519 verify: ring", |b| {
+        b.iter(|| ring_key.verify(black_box(msg), black_box(&sig)).unwrap())
+    });
+    let dalek_key = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+    let dalek_sig = ed25519_dalek::Signature::from_bytes(&sig);
+    c.bench_function("ed25519 verify: dalek verify_strict", |b| {
+        b.iter(|| {
+            dalek_key
+                .verify_strict(black_box(msg), black_box(&dalek_sig))
+                .unwrap()
+        })
+    });
+    c.bench_function("ed25519 verify: dalek verify (non-strict)", |b| {
+        use ed25519_dalek::Verifier;
+        b.iter(|| {
+            dalek_key
+                .verify(black_box(msg), black_box(&dalek_sig))
+                .unwrap()
+        })
+    });
+    c.bench_function("ed25519 verify: dalek (key decoded each time)", |b| {
+        use ed25519_dalek::Verifier;
+        b.iter(|| {
+            ed25519_dalek::VerifyingKey::from_bytes(black_box(&public))
+                .unwrap()
+                .verify(
+                    black_box(msg),
+                    &ed25519_dalek::Signature::from_bytes(black_box(&sig)),
+                )
+                .unwrap()
+        })
     });
 }
 

@@ -134,19 +134,23 @@ pub fn range_hash<S: NodeSource + ?Sized>(src: &S, lo: u64, hi: u64) -> Result<H
     if lo >= hi {
         return Ok(empty_root());
     }
-    let mut pieces = Vec::new();
+    // At most 64 pieces (their sizes are distinct powers of two): kept on the stack, as
+    // this runs for every proof element.
+    let mut pieces = [[0u8; 32]; 64];
+    let mut count = 0;
     let mut at = lo;
     while at < hi {
         // Largest aligned power of two starting at `at` that fits in the range.
         let align = if at == 0 { 63 } else { at.trailing_zeros() };
         let fit = 63 - (hi - at).leading_zeros();
         let level = align.min(fit) as u8;
-        pieces.push(src.node(level, at >> level)?);
+        pieces[count] = src.node(level, at >> level)?;
+        count += 1;
         at += 1u64 << level;
     }
-    let mut acc = pieces.pop().unwrap_or_else(empty_root);
-    while let Some(left) = pieces.pop() {
-        acc = node_hash(&left, &acc);
+    let mut acc = pieces[count - 1];
+    for left in pieces[..count - 1].iter().rev() {
+        acc = node_hash(left, &acc);
     }
     Ok(acc)
 }

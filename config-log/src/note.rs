@@ -24,7 +24,7 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 /// The algorithm byte of Ed25519 keys.
@@ -111,6 +111,10 @@ pub struct Verifier {
     name: String,
     key_id: u32,
     public_key: [u8; 32],
+    /// The key decoded once (a point decompression per verification would cost a tenth of
+    /// it); `None` when the 32 bytes are not a curve point: then no signature verifies, as in
+    /// Go, whose `note.NewVerifier` accepts such a key too.
+    decoded: Option<VerifyingKey>,
 }
 
 impl fmt::Debug for Verifier {
@@ -140,11 +144,16 @@ impl Verifier {
         if key_id(name, &public_key) != id {
             return Err(NoteError::KeyIdMismatch);
         }
-        Ok(Verifier {
+        Ok(Verifier::new(name, id, public_key))
+    }
+
+    fn new(name: &str, key_id: u32, public_key: [u8; 32]) -> Verifier {
+        Verifier {
             name: name.to_string(),
-            key_id: id,
+            key_id,
             public_key,
-        })
+            decoded: VerifyingKey::from_bytes(&public_key).ok(),
+        }
     }
 
     /// The key name (for a log: its origin).
@@ -163,10 +172,21 @@ impl Verifier {
     }
 
     /// Whether `sig` (64 bytes, without the key id) is this key's signature of `msg`.
+    ///
+    /// The rules are those of Go's `crypto/ed25519.Verify`, which Go's note package uses (and
+    /// ring's, which this crate used before): S must be canonical (below the group order),
+    /// the check is the cofactorless `[S]B = R + [k]A` with the computed R compared to the
+    /// signature's R byte for byte, and small-order keys and R are not refused. That is
+    /// ed25519-dalek's `verify`; its `verify_strict` would also refuse small-order points,
+    /// which Go accepts, so a note valid for Go could fail here (and it is slower). A log's
+    /// key is pinned, so a weak key could only be the log operator's own choice.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        UnparsedPublicKey::new(&ED25519, &self.public_key)
-            .verify(msg, sig)
-            .is_ok()
+        use ed25519_dalek::Verifier as _;
+        let (Some(key), Ok(sig)) = (&self.decoded, ed25519_dalek::Signature::from_slice(sig))
+        else {
+            return false;
+        };
+        key.verify(msg, &sig).is_ok()
     }
 }
 
@@ -190,7 +210,7 @@ impl std::str::FromStr for Verifier {
 pub struct Signer {
     verifier: Verifier,
     seed: [u8; 32],
-    pair: Ed25519KeyPair,
+    key: SigningKey,
 }
 
 impl fmt::Debug for Signer {
@@ -202,10 +222,10 @@ impl fmt::Debug for Signer {
 impl Signer {
     /// A new key named `name` from the operating system's CSPRNG.
     pub fn generate(name: &str) -> Result<Signer, NoteError> {
-        use ring::rand::SecureRandom;
+        use rand::TryRngCore;
         let mut seed = [0u8; 32];
-        ring::rand::SystemRandom::new()
-            .fill(&mut seed)
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut seed)
             .map_err(|_| NoteError::Random)?;
         Signer::from_seed(name, seed)
     }
@@ -215,21 +235,12 @@ impl Signer {
         if !is_valid_name(name) {
             return Err(NoteError::InvalidName(name.to_string()));
         }
-        let pair =
-            Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| NoteError::MalformedSigner)?;
-        let public_key: [u8; 32] = pair
-            .public_key()
-            .as_ref()
-            .try_into()
-            .map_err(|_| NoteError::MalformedSigner)?;
+        let key = SigningKey::from_bytes(&seed);
+        let public_key = key.verifying_key().to_bytes();
         Ok(Signer {
-            verifier: Verifier {
-                name: name.to_string(),
-                key_id: key_id(name, &public_key),
-                public_key,
-            },
+            verifier: Verifier::new(name, key_id(name, &public_key), public_key),
             seed,
-            pair,
+            key,
         })
     }
 
@@ -288,9 +299,8 @@ impl Signer {
 
     /// The raw 64-byte Ed25519 signature of `msg`.
     pub fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
-        let mut out = [0u8; 64];
-        out.copy_from_slice(self.pair.sign(msg).as_ref());
-        out
+        use ed25519_dalek::Signer as _;
+        self.key.sign(msg).to_bytes()
     }
 }
 
@@ -509,6 +519,46 @@ mod tests {
             Err(NoteError::InvalidSignature { .. })
         ));
         assert_eq!(open(note.as_bytes(), &[]), Err(NoteError::Unverified));
+    }
+
+    /// The verification rules are Go's `crypto/ed25519` (see [`Verifier::verify`]).
+    #[test]
+    fn verification_rules_are_gos() {
+        let s = Signer::from_seed("n", [3; 32]).unwrap();
+        let v = s.verifier();
+        let sig = s.sign_raw(b"msg\n");
+        assert!(v.verify(b"msg\n", &sig));
+        assert!(!v.verify(b"msg\n", &sig[..63]));
+        // S + L (the group order) is the same scalar, not canonical: refused, as in Go.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut high = sig;
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let sum = u16::from(high[32 + i]) + u16::from(L[i]) + carry;
+            high[32 + i] = sum as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0);
+        assert!(!v.verify(b"msg\n", &high));
+        // A small-order key (the identity) with R = identity and S = 0 verifies any message
+        // under the cofactorless check: Go accepts it, so we do (verify_strict would not).
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = Verifier::new("w", key_id("w", &identity), identity);
+        let mut weak_sig = [0u8; 64];
+        weak_sig[0] = 1;
+        assert!(weak.verify(b"anything\n", &weak_sig));
+        // A key that is not a curve point parses (as in Go) but verifies nothing.
+        let mut not_point = [0u8; 32];
+        not_point[0] = 2;
+        let bad =
+            Verifier::parse(&Verifier::new("b", key_id("b", &not_point), not_point).to_string())
+                .unwrap();
+        assert!(bad.decoded.is_none());
+        assert!(!bad.verify(b"msg\n", &sig));
     }
 
     #[test]

@@ -295,11 +295,39 @@ pub fn encode_hash_tile(hashes: &[Hash]) -> Vec<u8> {
 
 /// Parses an entry bundle of exactly `tile.width` entries, nothing after them.
 pub fn parse_entry_bundle(tile: &Tile, data: &[u8]) -> Result<Vec<Vec<u8>>, TileError> {
+    let mut out = Vec::with_capacity(usize::from(tile.width));
+    walk_entry_bundle(tile, data, |_, e| out.push(e.to_vec()))?;
+    Ok(out)
+}
+
+/// Entry `at` (counted from the bundle's first entry) of an entry bundle, after checking the
+/// whole bundle as [`parse_entry_bundle`] does, without copying the other entries.
+pub fn entry_in_bundle<'a>(tile: &Tile, data: &'a [u8], at: usize) -> Result<&'a [u8], TileError> {
+    let mut found = None;
+    walk_entry_bundle(tile, data, |i, e| {
+        if i == at {
+            found = Some(e);
+        }
+    })?;
+    found.ok_or_else(|| TileError::Content {
+        path: tile.path(),
+        reason: format!("no entry {at} in a bundle of {}", tile.width),
+    })
+}
+
+/// Calls `each(i, entry)` for the entries of a bundle, then checks that there were exactly
+/// `tile.width` of them and nothing after them.
+fn walk_entry_bundle<'a>(
+    tile: &Tile,
+    data: &'a [u8],
+    mut each: impl FnMut(usize, &'a [u8]),
+) -> Result<(), TileError> {
     let err = |reason: String| TileError::Content {
         path: tile.path(),
         reason,
     };
-    let mut out = Vec::with_capacity(usize::from(tile.width));
+    let width = usize::from(tile.width);
+    let mut count = 0;
     let mut rest = data;
     while !rest.is_empty() {
         if rest.len() < 2 {
@@ -308,22 +336,20 @@ pub fn parse_entry_bundle(tile: &Tile, data: &[u8]) -> Result<Vec<Vec<u8>>, Tile
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
         rest = &rest[2..];
         if rest.len() < len {
-            return Err(err(format!("entry {} truncated", out.len())));
+            return Err(err(format!("entry {count} truncated")));
         }
-        out.push(rest[..len].to_vec());
-        rest = &rest[len..];
-        if out.len() > usize::from(tile.width) {
-            return Err(err(format!("more than {} entries", tile.width)));
+        let (entry, after) = rest.split_at(len);
+        rest = after;
+        if count == width {
+            return Err(err(format!("more than {width} entries")));
         }
+        each(count, entry);
+        count += 1;
     }
-    if out.len() != usize::from(tile.width) {
-        return Err(err(format!(
-            "{} entries, expected {}",
-            out.len(),
-            tile.width
-        )));
+    if count != width {
+        return Err(err(format!("{count} entries, expected {width}")));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Encodes entries as an entry bundle; `None` if an entry is longer than 65,535 bytes.

@@ -122,8 +122,11 @@ impl Db {
         match url {
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
                 let opts = PgConnectOptions::from_str(u)?;
+                // No ping before each acquire: a dead connection fails its query, which the
+                // writer retries, and the ping would cost a round trip per batch.
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
                     .await?;
@@ -160,6 +163,7 @@ impl Db {
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         let mut tx = pool.begin().await?;
@@ -185,15 +189,17 @@ impl Db {
         }
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                reports_query::<Sqlite>(items)
-                    .build()
-                    .execute(&mut *tx)
-                    .await?;
-                for mut q in program_queries::<Sqlite>(items) {
-                    q.build().execute(&mut *tx).await?;
+                // One round trip to the connection's worker thread for the whole transaction
+                // (BEGIN, the inserts, COMMIT): under CPU contention every hop costs a wakeup.
+                let mut pooled = pool.acquire().await?;
+                let conn: &mut sqlx::SqliteConnection = &mut pooled;
+                let mut q = sqlite_batch_query(items);
+                let result = q.build().execute(&mut *conn).await;
+                if let Err(e) = result {
+                    // The transaction may still be open after a failed statement.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    return Err(e.into());
                 }
-                tx.commit().await?;
             }
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -343,46 +349,88 @@ where
     })
 }
 
-fn reports_query<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, DB>
+/// The whole SQLite batch as one multi-statement query: `BEGIN IMMEDIATE`, the report rows,
+/// the compact rows, `COMMIT`. SQLite binds the anonymous parameters statement by statement,
+/// and each statement stays below the bind-parameter limit.
+fn sqlite_batch_query<'a>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, Sqlite> {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("BEGIN IMMEDIATE; ");
+    push_reports(&mut q, items);
+    for chunk in program_rows(items).chunks(PROGRAM_CHUNK) {
+        q.push("; ");
+        push_programs(&mut q, chunk);
+    }
+    q.push("; COMMIT");
+    q
+}
+
+/// Compact rows a statement: 7 binds a row, well below bind-parameter limits.
+const PROGRAM_CHUNK: usize = 1024;
+
+fn push_reports<'a, DB>(q: &mut QueryBuilder<'a, DB>, items: &[(&Accepted, NaiveDate)])
 where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    q.push("INSERT INTO reports (day, body) ");
+    q.push_values(items, |mut b, (a, day)| {
+        b.push_bind(day.to_string()).push_bind(a.canonical.clone());
+    });
+}
+
+fn program_rows<'b>(
+    items: &[(&'b Accepted, NaiveDate)],
+) -> Vec<(&'b Accepted, &'b crate::validate::ProgramRow)> {
+    items
+        .iter()
+        .flat_map(|(a, _)| a.rows.iter().map(move |r| (*a, r)))
+        .collect()
+}
+
+fn push_programs<'a, DB>(
+    q: &mut QueryBuilder<'a, DB>,
+    chunk: &[(&Accepted, &crate::validate::ProgramRow)],
+) where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    let mut q: QueryBuilder<DB> = QueryBuilder::new("INSERT INTO reports (day, body) ");
-    q.push_values(items, |mut b, (a, day)| {
-        b.push_bind(day.to_string()).push_bind(a.canonical.clone());
+    q.push(
+        "INSERT INTO report_programs \
+         (week, config_index, program, version, os, arch, labels) ",
+    );
+    q.push_values(chunk, |mut b, (a, r)| {
+        b.push_bind(a.week.to_string())
+            .push_bind(a.config_index as i64)
+            .push_bind(r.program.clone())
+            .push_bind(r.version.clone())
+            .push_bind(r.os.clone())
+            .push_bind(r.arch.clone())
+            .push_bind(r.labels.clone());
     });
+}
+
+fn reports_query<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut q: QueryBuilder<DB> = QueryBuilder::new("");
+    push_reports(&mut q, items);
     q
 }
 
-/// Compact rows: 7 binds a row, so chunks of 1024 stay well below bind-parameter limits.
+/// Compact rows, one query per [`PROGRAM_CHUNK`] rows.
 fn program_queries<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> Vec<QueryBuilder<'a, DB>>
 where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    let progs: Vec<(&Accepted, &crate::validate::ProgramRow)> = items
-        .iter()
-        .flat_map(|(a, _)| a.rows.iter().map(move |r| (*a, r)))
-        .collect();
-    progs
-        .chunks(1024)
+    program_rows(items)
+        .chunks(PROGRAM_CHUNK)
         .map(|chunk| {
-            let mut q: QueryBuilder<DB> = QueryBuilder::new(
-                "INSERT INTO report_programs \
-                 (week, config_index, program, version, os, arch, labels) ",
-            );
-            q.push_values(chunk, |mut b, (a, r)| {
-                b.push_bind(a.week.to_string())
-                    .push_bind(a.config_index as i64)
-                    .push_bind(r.program.clone())
-                    .push_bind(r.version.clone())
-                    .push_bind(r.os.clone())
-                    .push_bind(r.arch.clone())
-                    .push_bind(r.labels.clone());
-            });
+            let mut q: QueryBuilder<DB> = QueryBuilder::new("");
+            push_programs(&mut q, chunk);
             q
         })
         .collect()
@@ -483,5 +531,66 @@ async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::ProgramRow;
+
+    fn report(n: usize, programs: usize) -> Accepted {
+        Accepted {
+            canonical: format!("{{\"n\":{n}}}"),
+            week: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
+            config_index: 0,
+            rows: (0..programs)
+                .map(|p| ProgramRow {
+                    program: format!("p{p}"),
+                    version: "1.0.0".into(),
+                    os: "linux".into(),
+                    arch: "x86_64".into(),
+                    labels: format!("{},0", n % 3),
+                })
+                .collect(),
+        }
+    }
+
+    /// The one-round-trip SQLite batch stores every row (program rows spanning several
+    /// statements), and a failed batch is rolled back whole and leaves the connection usable.
+    #[tokio::test]
+    async fn sqlite_batch_is_atomic_and_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(None, dir.path()).await.unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let reports: Vec<Accepted> = (0..300).map(|n| report(n, 5)).collect();
+        let items: Vec<(&Accepted, NaiveDate)> = reports.iter().map(|a| (a, day)).collect();
+        db.insert_batch(&items).await.unwrap();
+        assert_eq!(db.count_reports().await.unwrap(), 300);
+        let groups = db
+            .week_groups(NaiveDate::from_ymd_opt(2026, 11, 16).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), 1500);
+
+        let Db::Sqlite(pool) = &db else {
+            unreachable!()
+        };
+        sqlx::query("ALTER TABLE report_programs RENAME TO moved")
+            .execute(pool)
+            .await
+            .unwrap();
+        for _ in 0..8 {
+            // More failures than pool connections: none may keep a transaction open.
+            assert!(db.insert_batch(&items[..10]).await.is_err());
+        }
+        assert_eq!(db.count_reports().await.unwrap(), 300);
+        sqlx::query("ALTER TABLE moved RENAME TO report_programs")
+            .execute(pool)
+            .await
+            .unwrap();
+        db.insert_batch(&items[..10]).await.unwrap();
+        assert_eq!(db.count_reports().await.unwrap(), 310);
+        db.close().await;
     }
 }

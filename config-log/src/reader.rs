@@ -169,7 +169,7 @@ mod http {
     /// configs at `/config/{index}`). Requests time out (10 s to connect, 30 s in all).
     #[derive(Debug, Clone)]
     pub struct HttpSource {
-        client: reqwest::blocking::Client,
+        agent: ureq::Agent,
         base: String,
         entries: Option<String>,
     }
@@ -178,14 +178,15 @@ mod http {
         /// A log served under `base` (the URL under which `checkpoint` is found); entries
         /// are read from entry bundles.
         pub fn new(base: &str) -> Result<Self, SourceError> {
-            let client = reqwest::blocking::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .timeout(Duration::from_secs(30))
+            let agent = ureq::Agent::config_builder()
+                .timeout_connect(Some(Duration::from_secs(10)))
+                .timeout_global(Some(Duration::from_secs(30)))
                 .user_agent(concat!("clearcount-log/", env!("CARGO_PKG_VERSION")))
+                .http_status_as_error(false)
                 .build()
-                .map_err(|e| SourceError::Failed(format!("HTTP client: {e}")))?;
+                .new_agent();
             Ok(HttpSource {
-                client,
+                agent,
                 base: base.trim_end_matches('/').to_string(),
                 entries: None,
             })
@@ -201,20 +202,22 @@ mod http {
         }
 
         fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>, SourceError> {
-            let resp = self
-                .client
+            let mut resp = self
+                .agent
                 .get(url)
-                .send()
+                .call()
                 .map_err(|e| SourceError::Failed(format!("GET {url}: {e}")))?;
             let status = resp.status();
-            if status == reqwest::StatusCode::NOT_FOUND {
+            if status == ureq::http::StatusCode::NOT_FOUND {
                 return Err(SourceError::NotFound);
             }
             if !status.is_success() {
                 return Err(SourceError::Failed(format!("GET {url}: HTTP {status}")));
             }
             let mut data = Vec::new();
-            resp.take(limit + 1)
+            resp.body_mut()
+                .as_reader()
+                .take(limit + 1)
                 .read_to_end(&mut data)
                 .map_err(|e| SourceError::Failed(format!("GET {url}: {e}")))?;
             if data.len() as u64 > limit {

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::io::Read as _;
 use std::time::Duration;
 
 use crate::clock::{self, Week};
@@ -52,7 +53,7 @@ pub trait Transport {
 /// The real transport: HTTP(S) with connect and total timeouts.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
-    client: std::sync::OnceLock<Option<reqwest::blocking::Client>>,
+    agent: std::sync::OnceLock<ureq::Agent>,
 }
 
 impl HttpTransport {
@@ -60,21 +61,20 @@ impl HttpTransport {
     /// and opens no connection; the HTTP client is made on first use.
     pub fn new() -> HttpTransport {
         HttpTransport {
-            client: std::sync::OnceLock::new(),
+            agent: std::sync::OnceLock::new(),
         }
     }
 
-    fn client(&self) -> Option<&reqwest::blocking::Client> {
-        self.client
-            .get_or_init(|| {
-                reqwest::blocking::Client::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .timeout(REQUEST_TIMEOUT)
-                    .user_agent("clearcount")
-                    .build()
-                    .ok()
-            })
-            .as_ref()
+    fn agent(&self) -> &ureq::Agent {
+        self.agent.get_or_init(|| {
+            ureq::Agent::config_builder()
+                .timeout_connect(Some(CONNECT_TIMEOUT))
+                .timeout_global(Some(REQUEST_TIMEOUT))
+                .user_agent("clearcount")
+                .http_status_as_error(false)
+                .build()
+                .new_agent()
+        })
     }
 }
 
@@ -94,19 +94,18 @@ impl Transport for HttpTransport {
     }
 
     fn post(&self, endpoint: &Endpoint, body: &[u8]) -> PostResult {
-        let Some(client) = self.client() else {
-            return PostResult::Failed("no HTTP client".into());
-        };
         let url = format!("{}/upload", endpoint.server);
-        match client
+        match self
+            .agent()
             .post(&url)
             .header("content-type", "application/json")
-            .body(body.to_vec())
-            .send()
+            .send(body)
         {
-            Ok(resp) => {
+            Ok(mut resp) => {
                 let status = resp.status();
-                let text: String = resp.text().unwrap_or_default().chars().take(500).collect();
+                let mut raw = Vec::new();
+                let _ = resp.body_mut().as_reader().take(2048).read_to_end(&mut raw);
+                let text: String = String::from_utf8_lossy(&raw).chars().take(500).collect();
                 if status.is_success() {
                     PostResult::Accepted
                 } else if status.is_client_error() {

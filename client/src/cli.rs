@@ -60,9 +60,54 @@ pub struct ClearcountCli {
 }
 
 /// The consent and inspection subcommands (`on`, `off`, `local`, `status`, `view`, `export`,
-/// `clean`). Embed them in a host tool as `mytool telemetry ...` and run them with [`run`].
+/// `clean`, `upload`, `config`, `notify`). Embed them in a host tool as `mytool telemetry ...`
+/// and run them with [`run`].
+///
+/// Building these subcommands' arguments is deferred until the user names the `telemetry`
+/// subcommand (or asks for its help): a host tool that embeds them pays nothing for them on
+/// its ordinary runs (clap would otherwise build every argument of every subcommand at each
+/// start). The parsed command is [`TelemetryAction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryCommand(pub TelemetryAction);
+
+impl clap::FromArgMatches for TelemetryCommand {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        TelemetryAction::from_arg_matches(m).map(TelemetryCommand)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl Subcommand for TelemetryCommand {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|c| keep_about(c, TelemetryAction::augment_subcommands))
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|c| keep_about(c, TelemetryAction::augment_subcommands_for_update))
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        TelemetryAction::has_subcommand(name)
+    }
+}
+
+/// Adds the subcommands but keeps the about text the host gave its `telemetry` subcommand (the
+/// derive would set this enum's documentation, and deferred, it would come last).
+fn keep_about(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    use clap::builder::Resettable;
+    let keep = |text: Option<&clap::builder::StyledStr>| {
+        text.cloned().map_or(Resettable::Reset, Resettable::Value)
+    };
+    let (about, long_about) = (keep(cmd.get_about()), keep(cmd.get_long_about()));
+    augment(cmd).about(about).long_about(long_about)
+}
+
+/// What a [`TelemetryCommand`] asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum TelemetryCommand {
+pub enum TelemetryAction {
     /// Opt in: record locally and upload sampled, privatized weekly reports.
     ///
     /// First fetches the counter config from the server's transparency log, verifies it with
@@ -220,8 +265,8 @@ pub fn run_in(cmd: TelemetryCommand, layout: &Layout) -> ExitCode {
 }
 
 fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Result<ExitCode> {
-    match cmd {
-        TelemetryCommand::On {
+    match cmd.0 {
+        TelemetryAction::On {
             yes,
             program,
             endpoint,
@@ -306,7 +351,7 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
             writeln!(out, "clearcount is on for {who}.")?;
             note_environment(out)?;
         }
-        TelemetryCommand::Off { purge, program } => {
+        TelemetryAction::Off { purge, program } => {
             check_program(program.as_deref())?;
             set_mode(layout, program.as_deref(), Mode::Off)?;
             writeln!(
@@ -319,7 +364,7 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
                 writeln!(out, "Deleted {n} local file(s).")?;
             }
         }
-        TelemetryCommand::Local { program } => {
+        TelemetryAction::Local { program } => {
             check_program(program.as_deref())?;
             set_mode(layout, program.as_deref(), Mode::Local)?;
             writeln!(
@@ -329,9 +374,9 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
             )?;
             note_environment(out)?;
         }
-        TelemetryCommand::Status => status(layout, out)?,
-        TelemetryCommand::View { week, json } => view(layout, week.as_deref(), json, out)?,
-        TelemetryCommand::Export { week } => {
+        TelemetryAction::Status => status(layout, out)?,
+        TelemetryAction::View { week, json } => view(layout, week.as_deref(), json, out)?,
+        TelemetryAction::Export { week } => {
             let w = parse_week(&week)?;
             if w >= Week::current() {
                 bail!("week {w} is not over yet; `clearcount view --week {w}` shows it so far");
@@ -342,11 +387,11 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
                 None => bail!("no report for week {w}"),
             }
         }
-        TelemetryCommand::Upload { dry_run, endpoint } => {
+        TelemetryAction::Upload { dry_run, endpoint } => {
             return upload_now(layout, &endpoint, dry_run, out);
         }
-        TelemetryCommand::Config(c) => return config_command(layout, c, out),
-        TelemetryCommand::Notify { state } => {
+        TelemetryAction::Config(c) => return config_command(layout, c, out),
+        TelemetryAction::Notify { state } => {
             let mut mf = read_modes(layout).unwrap_or_default();
             mf.notify_uploads = state == "on";
             fs::create_dir_all(layout.root())
@@ -363,7 +408,7 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
                 }
             )?;
         }
-        TelemetryCommand::Clean => {
+        TelemetryAction::Clean => {
             let s = report::reduce(layout, clock::now_unix(), retention(layout))?;
             for w in &s.reduced {
                 writeln!(out, "reduced week {w} into {}", layout.report(*w).display())?;
@@ -999,14 +1044,50 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    /// A host tool embeds the deferred subcommands: they parse, their help is complete, and
+    /// the host's own about text for `telemetry` stays.
+    #[test]
+    fn embedded_in_a_host_tool() {
+        #[derive(Parser)]
+        #[command(name = "host")]
+        struct Host {
+            #[command(subcommand)]
+            command: Option<HostCommand>,
+        }
+        #[derive(Subcommand)]
+        enum HostCommand {
+            /// What host records.
+            #[command(subcommand)]
+            Telemetry(TelemetryCommand),
+        }
+        Host::command().debug_assert();
+        let h = Host::try_parse_from(["host", "telemetry", "view", "--json"]).unwrap();
+        let Some(HostCommand::Telemetry(t)) = h.command else {
+            panic!("telemetry not parsed")
+        };
+        assert_eq!(
+            t.0,
+            TelemetryAction::View {
+                week: None,
+                json: true
+            }
+        );
+        assert!(Host::try_parse_from(["host", "telemetry", "view", "--bogus"]).is_err());
+        let mut cmd = Host::command();
+        cmd.build();
+        let sub = cmd.find_subcommand("telemetry").unwrap();
+        assert_eq!(sub.get_about().unwrap().to_string(), "What host records");
+        assert!(sub.find_subcommand("on").is_some() && sub.find_subcommand("config").is_some());
+    }
+
     #[test]
     fn cli_is_well_formed() {
         ClearcountCli::command().debug_assert();
         let c = ClearcountCli::try_parse_from(["clearcount", "off", "--purge", "--program", "rg"])
             .unwrap();
         assert_eq!(
-            c.command,
-            TelemetryCommand::Off {
+            c.command.0,
+            TelemetryAction::Off {
                 purge: true,
                 program: Some("rg".into())
             }
@@ -1015,8 +1096,8 @@ mod tests {
         assert!(ClearcountCli::try_parse_from(["clearcount", "upload", "--server", "x"]).is_err());
         let c = ClearcountCli::try_parse_from(["clearcount", "config", "verify"]).unwrap();
         assert!(matches!(
-            c.command,
-            TelemetryCommand::Config(ConfigCommand::Verify { .. })
+            c.command.0,
+            TelemetryAction::Config(ConfigCommand::Verify { .. })
         ));
     }
 }

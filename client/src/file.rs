@@ -1,7 +1,7 @@
 //! Opening, creating, validating and growing mapped counter files (all safe code: the mapping
 //! itself is in [`crate::mapping`]).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -126,7 +126,9 @@ pub struct CounterFile {
     path: PathBuf,
     file: File,
     words: &'static [AtomicU64],
-    cache: HashMap<Box<str>, &'static AtomicU64>,
+    /// Cells already looked up. Ordered maps and sets in the start path, not hashed ones: the
+    /// first `RandomState` of a process costs a `getrandom` system call.
+    cache: BTreeMap<Box<str>, &'static AtomicU64>,
 }
 
 impl std::fmt::Debug for CounterFile {
@@ -236,7 +238,7 @@ impl CounterFile {
             path: path.to_path_buf(),
             file,
             words,
-            cache: HashMap::new(),
+            cache: BTreeMap::new(),
         })
     }
 

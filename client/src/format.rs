@@ -22,7 +22,7 @@
 //! Several processes may insert the same name into different tables at the same moment; a
 //! reader therefore sums all records of a name.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::clock::Week;
@@ -309,7 +309,7 @@ pub fn parse<W: Words + ?Sized>(w: &W) -> Result<Snapshot, FormatError> {
     let meta = parse_header(w)?;
     let len = w.len();
     let mut counters: BTreeMap<String, u64> = BTreeMap::new();
-    let mut seen_records: HashSet<usize> = HashSet::new();
+    let mut seen_records: BTreeSet<usize> = BTreeSet::new();
     let mut t = HEADER_WORDS;
     let mut tables = 0usize;
     loop {

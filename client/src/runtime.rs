@@ -1,6 +1,6 @@
 //! Start-up, the process-wide recording state, week switching and the debug log.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
@@ -38,7 +38,8 @@ struct Runtime {
     layout: Layout,
     meta: Meta,
     file: CounterFile,
-    failed: HashSet<String>,
+    /// Names that could not be placed in the file.
+    failed: BTreeSet<String>,
     retention: u32,
 }
 
@@ -294,7 +295,7 @@ fn start_inner(s: Settings) -> bool {
         layout,
         meta,
         file,
-        failed: HashSet::new(),
+        failed: BTreeSet::new(),
         retention,
     });
     STATE.store(ACTIVE, Ordering::SeqCst);

@@ -131,16 +131,20 @@ impl RandomizedResponse {
 /// `(p, q, p - q)` computed as `1 / (1 + (k-1) e^-ε)`, `e^-ε / (1 + (k-1) e^-ε)` and
 /// `(1 - e^-ε) / (1 + (k-1) e^-ε)`, which stay accurate for large epsilon (where `e^ε` would
 /// overflow) and for small epsilon (where `p - q` would cancel).
+///
+/// `exp` and `expm1` come from the `libm` crate rather than the platform's libm: the client
+/// links this, and a dynamically linked libm costs every start of the host tool (and the
+/// results no longer depend on the platform).
 pub(crate) fn keep_and_other(k: usize, epsilon: f64) -> (f64, f64, f64) {
     let others = (k - 1) as f64;
-    let w = (-epsilon).exp();
+    let w = libm::exp(-epsilon);
     let denom = 1.0 + others * w;
     let p = 1.0 / denom;
     if k == 1 {
         return (p, 0.0, p);
     }
     let q = w / denom;
-    let p_minus_q = -(-epsilon).exp_m1() / denom;
+    let p_minus_q = -libm::expm1(-epsilon) / denom;
     (p, q, p_minus_q)
 }
 

@@ -5,6 +5,8 @@
 //! increments of those rounds), then `finished`. With SLEEP_MS it sleeps that long before and
 //! after the loop (used to watch week switches). With `HAMMER_WAIT=1` it prints `ready` and
 //! waits for a line on stdin before the loop, so that a test can start many processes at once.
+//! With `HAMMER_HOLD=1` it prints `held` after the loop and waits for a line on stdin before
+//! it prints `finished`, so that a test can look at the process (its threads) while it lives.
 
 use std::io::Write;
 
@@ -46,6 +48,12 @@ fn main() {
         if sleep_ms > 0 && i == iterations / 2 {
             std::thread::sleep(std::time::Duration::from_millis(sleep_ms));
         }
+    }
+    if std::env::var_os("HAMMER_HOLD").is_some() {
+        let _ = writeln!(out, "held");
+        let _ = out.flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
     }
     let _ = writeln!(out, "finished");
 }

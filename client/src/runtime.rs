@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::clock::{self, Week};
 use crate::counter::{Category, Counter, LabelCell, MAX_LABELS, saturating_add};
@@ -27,6 +28,29 @@ static EPOCH: AtomicU64 = AtomicU64::new(1);
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 static REGISTRY: Mutex<Vec<Reg>> = Mutex::new(Vec::new());
 static DEBUG_LOG: OnceLock<PathBuf> = OnceLock::new();
+
+// The week timer is a thread, and a thread costs a short-lived tool more than everything else
+// clearcount does at start. So it starts only once the process shows it is not short-lived:
+// at the first increment after its first second, or after `LAZY_INCREMENTS` increments. Until
+// then no counter caches its word; every increment takes the cold path, which is where the
+// timer is started (after a synchronous week check). A process that records nothing after its
+// first second needs no switch: its counts all belong to the week in which it started.
+
+/// No week timer wanted (`Settings::week_timer(false)`): words are cached from the start.
+const TIMER_OFF: u8 = 0;
+/// A timer wanted but not started yet: words are not cached.
+const TIMER_LAZY: u8 = 1;
+/// The timer runs (or failed to start): words are cached.
+const TIMER_RUNNING: u8 = 2;
+static WEEK_TIMER: AtomicU8 = AtomicU8::new(TIMER_OFF);
+/// When recording started, for the lazy timer.
+static STARTED_AT: OnceLock<Instant> = OnceLock::new();
+/// Increments taken on the cold path while the timer was lazy.
+static UNCACHED: AtomicU64 = AtomicU64::new(0);
+/// A process that lives this long and then records starts the week timer.
+const LAZY_AFTER: Duration = Duration::from_secs(1);
+/// A process that records this often starts the week timer (and caches words) at once.
+const LAZY_INCREMENTS: u64 = 256;
 
 #[derive(Clone, Copy)]
 enum Reg {
@@ -146,9 +170,11 @@ impl Settings {
         self
     }
 
-    /// Whether a long-running process starts a small background thread that switches counter
-    /// files when the week changes (default: yes). Without it, counts after the end of the week
-    /// go to the week in which the process started.
+    /// Whether a long-running process switches counter files when the week changes (default:
+    /// yes), with a small background thread. The thread starts only when the process records
+    /// after its first second or records often (256 increments), so short-lived tools never
+    /// start it. Without it, counts after the end of the week go to the week in which the
+    /// process started.
     pub fn week_timer(mut self, on: bool) -> Settings {
         self.week_timer = on;
         self
@@ -298,12 +324,45 @@ fn start_inner(s: Settings) -> bool {
         failed: BTreeSet::new(),
         retention,
     });
+    if s.week_timer {
+        let _ = STARTED_AT.set(Instant::now());
+        WEEK_TIMER.store(TIMER_LAZY, Ordering::SeqCst);
+    }
     STATE.store(ACTIVE, Ordering::SeqCst);
     flush_pending();
-    if s.week_timer {
+    true
+}
+
+/// Called on the cold path of every increment while the timer is lazy: starts the week timer
+/// when the process turns out not to be short-lived, after moving to the current week's file
+/// (the week may have ended while the process was not recording).
+fn lazy_week_timer() {
+    if WEEK_TIMER.load(Ordering::Acquire) != TIMER_LAZY {
+        return;
+    }
+    let often = UNCACHED.fetch_add(1, Ordering::Relaxed) >= LAZY_INCREMENTS;
+    let old = STARTED_AT.get().is_none_or(|t| t.elapsed() >= LAZY_AFTER);
+    if !(often || old) {
+        return;
+    }
+    if WEEK_TIMER
+        .compare_exchange(
+            TIMER_LAZY,
+            TIMER_RUNNING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+        && switch_week_if_needed()
+    {
         spawn_week_timer();
     }
-    true
+}
+
+/// Whether counters may cache their words (not while the week timer is lazy: an uncached
+/// increment is what starts it).
+fn caching() -> bool {
+    WEEK_TIMER.load(Ordering::Acquire) != TIMER_LAZY
 }
 
 fn flush_pending() {
@@ -361,11 +420,14 @@ pub(crate) fn counter_cold(c: &'static Counter, mut n: u64) {
                 n = 0;
             }
             ACTIVE => {
+                lazy_week_timer();
                 let mut g = lock(&RUNTIME);
                 if let Some(rt) = g.as_mut()
                     && let Some(cell) = resolve(rt, c.name)
                 {
-                    c.cell.set(cell);
+                    if caching() {
+                        c.cell.set(cell);
+                    }
                     let p = c.pending.swap(0, Ordering::SeqCst);
                     let total = n.saturating_add(p);
                     if total > 0 {
@@ -385,6 +447,9 @@ pub(crate) fn category_add(cat: &'static Category, label: &str, n: u64) {
         return;
     }
     register(&cat.registered, Reg::Category(cat));
+    if STATE.load(Ordering::Relaxed) == ACTIVE {
+        lazy_week_timer();
+    }
     let mut labels = lock(&cat.labels);
     let i = match labels.iter().position(|l| &*l.label == label) {
         Some(i) => i,
@@ -417,7 +482,7 @@ pub(crate) fn category_add(cat: &'static Category, label: &str, n: u64) {
             if let Some(rt) = g.as_mut()
                 && let Some(cell) = resolve(rt, &name)
             {
-                lc.cell = Some(cell);
+                lc.cell = caching().then_some(cell);
                 lc.epoch = epoch;
                 let total = n.saturating_add(std::mem::take(&mut lc.pending));
                 if total > 0 {

@@ -91,3 +91,46 @@ fn long_running_process_switches_files_when_the_week_ends() {
     assert_eq!(c("2026-11-23", "kind:a"), 5);
     assert_eq!(c("2026-11-16", "early"), 5);
 }
+
+/// The threads of a live process, from `/proc`.
+#[cfg(target_os = "linux")]
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+/// The week timer is a thread, so a short-lived process must not start it: it starts once a
+/// process records often (here) or records after its first second (the test above).
+#[cfg(target_os = "linux")]
+#[test]
+fn only_busy_or_long_lived_processes_start_the_week_timer() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    // 2 rounds are 6 increments; 100 rounds are 300, more than the 256 of a short-lived tool.
+    for (rounds, expected) in [("2", 1), ("100", 2)] {
+        let mut child = command(&example("hammer"), Some(dir.path()))
+            .args([rounds, "1000"])
+            .env("HAMMER_HOLD", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while line != "held\n" {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "hammer ended early");
+        }
+        let seen = threads(child.id());
+        child.stdin.take().unwrap().write_all(b"\n").unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(seen, expected, "threads of hammer after {rounds} rounds");
+    }
+    let c = |name| common::count(dir.path(), common::WEEK, "hammer", name);
+    assert_eq!(c("hits"), 102);
+    assert_eq!(c("kind:a"), 102);
+    assert_eq!(c("bytes"), 306);
+}

@@ -1,8 +1,19 @@
 //! The recording path: `Counter::inc` on a started program against a relaxed
-//! `AtomicU64::fetch_add` in the same run, `inc` in mode off, and a labelled increment.
-//! Start-up of the example tool is measured with hyperfine (see docs/perf/client.md).
+//! `AtomicU64::fetch_add` in the same run, `inc` in mode off, and a labelled increment; and
+//! whole-process start-up of the example tool `greet` against `greet_plain`, the same tool
+//! without clearcount.
+//!
+//! `cargo bench` does not build examples, so build them from the same sources first:
+//!
+//! ```sh
+//! cargo build --release -p clearcount --examples && cargo bench -p clearcount --bench client
+//! ```
+//!
+//! Without them the start-up group is skipped with a note on stderr.
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clearcount::{Category, Counter};
@@ -16,9 +27,10 @@ fn recording(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     clearcount::Settings::new("bench", "1.0.0")
         .dir(dir.path())
-        .week_timer(false)
         .start();
     assert!(clearcount::recording(), "the benchmark must record");
+    // Default settings: the first increments of a process take the cold path until the week
+    // timer starts (see `Settings::week_timer`); the warm-up is far past that.
     RUNS.inc();
     ENGINE.inc("pcre2");
 
@@ -40,5 +52,60 @@ fn recording(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, recording);
+/// `target/release/examples`, next to this benchmark's `target/release/deps`.
+fn examples_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("examples");
+    let built = ["greet", "greet_plain"]
+        .iter()
+        .all(|n| dir.join(n).is_file());
+    built.then_some(dir)
+}
+
+/// One run of an example tool as a user would start it, with clearcount's directory at `cc`.
+fn run_tool(exe: &Path, cc: &Path, do_not_track: bool) {
+    let mut cmd = Command::new(exe);
+    cmd.arg("alice")
+        .env("CLEARCOUNT_DIR", cc)
+        .env_remove("CLEARCOUNT_MODE")
+        .env_remove("DO_NOT_TRACK")
+        .stdout(Stdio::null());
+    if do_not_track {
+        cmd.env("DO_NOT_TRACK", "1");
+    }
+    let status = cmd.status().expect("run the example tool");
+    assert!(status.success(), "{} failed: {status}", exe.display());
+}
+
+fn start_up(c: &mut Criterion) {
+    let Some(examples) = examples_dir() else {
+        eprintln!(
+            "start-up skipped: build the examples first \
+             (cargo build --release -p clearcount --examples)"
+        );
+        return;
+    };
+    let (greet, plain) = (examples.join("greet"), examples.join("greet_plain"));
+    let cc = tempfile::tempdir().expect("temporary directory");
+    // The measured case is the common one: mode local, this week's counter file exists.
+    run_tool(&greet, cc.path(), false);
+    let files = std::fs::read_dir(cc.path().join("local"))
+        .map(|d| d.flatten().count())
+        .unwrap_or(0);
+    assert!(files > 0, "greet must record into {}", cc.path().display());
+
+    let mut g = c.benchmark_group("start-up");
+    g.bench_function("greet_plain (without clearcount)", |b| {
+        b.iter(|| run_tool(&plain, cc.path(), false))
+    });
+    g.bench_function("greet, mode local", |b| {
+        b.iter(|| run_tool(&greet, cc.path(), false))
+    });
+    g.bench_function("greet, DO_NOT_TRACK=1", |b| {
+        b.iter(|| run_tool(&greet, cc.path(), true))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, recording, start_up);
 criterion_main!(benches);

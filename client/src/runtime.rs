@@ -34,7 +34,9 @@ static DEBUG_LOG: OnceLock<PathBuf> = OnceLock::new();
 // at the first increment after its first second, or after `LAZY_INCREMENTS` increments. Until
 // then no counter caches its word; every increment takes the cold path, which is where the
 // timer is started (after a synchronous week check). A process that records nothing after its
-// first second needs no switch: its counts all belong to the week in which it started.
+// first second needs no switch: its counts go to the file of the week in which it started (if
+// that week ended within the process's first second, the grace hour before that file is
+// reduced covers it, as it covers any process running across the end of a week).
 
 /// No week timer wanted (`Settings::week_timer(false)`): words are cached from the start.
 const TIMER_OFF: u8 = 0;

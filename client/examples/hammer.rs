@@ -2,8 +2,8 @@
 //!
 //! `hammer ITERATIONS EVERY [SLEEP_MS]`: does ITERATIONS rounds of `hits.inc()`,
 //! `bytes.add(3)` and `kind.inc("a")`, printing `done N` after every EVERY rounds (after the
-//! increments of those rounds), then `finished`. With SLEEP_MS it sleeps that long before and
-//! after the loop (used to watch week switches). With `HAMMER_WAIT=1` it prints `ready` and
+//! increments of those rounds), then `finished`. With SLEEP_MS it sleeps that long halfway
+//! through the loop (used to watch week switches). With `HAMMER_WAIT=1` it prints `ready` and
 //! waits for a line on stdin before the loop, so that a test can start many processes at once.
 //! With `HAMMER_HOLD=1` it prints `held` after the loop and waits for a line on stdin before
 //! it prints `finished`, so that a test can look at the process (its threads) while it lives.

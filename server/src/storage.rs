@@ -2,15 +2,18 @@
 //!
 //! Every accepted report becomes one row in `reports` (UTC day of receipt, canonical JSON; the
 //! row id only orders storage, it is never published: raw reports are published sorted by
-//! content) and one compact row per program in `report_programs` (week, config index, program,
-//! version, os, arch and the label index of every counter). Aggregation groups the compact rows
-//! in the database, so it never parses JSON.
+//! content), and each of its programs adds one to its group in `week_groups` (week, config
+//! index, program, version, os, arch and the label index of every counter, with a count), in
+//! the same transaction. Aggregation reads the groups, so it neither parses JSON nor scans
+//! reports, and an insert touches a few pages of a small table instead of one index page per
+//! report.
 //!
 //! Writes go through [`Store::insert`], which hands the report to writer tasks; a writer takes
 //! every report waiting (up to [`MAX_BATCH`]) and stores them in one transaction, then answers
 //! each caller. A caller is told `Ok` only after the commit: with SQLite in WAL mode and
 //! `synchronous=FULL`, or PostgreSQL with its default `synchronous_commit`, that is durable.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::validate::Accepted;
+use crate::validate::{Accepted, ProgramRow};
 
 /// The most reports stored in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -93,23 +96,35 @@ pub struct Store {
 const SQLITE_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY, day TEXT NOT NULL, body TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS reports_day ON reports (day)",
-    "CREATE TABLE IF NOT EXISTS report_programs (week TEXT NOT NULL, config_index INTEGER NOT NULL, \
+    "CREATE TABLE IF NOT EXISTS week_groups (week TEXT NOT NULL, config_index INTEGER NOT NULL, \
      program TEXT NOT NULL, version TEXT NOT NULL, os TEXT NOT NULL, arch TEXT NOT NULL, \
-     labels TEXT NOT NULL)",
-    // Covering index: aggregation of a week is an in-order scan of it, no table access.
-    "CREATE INDEX IF NOT EXISTS report_programs_group ON report_programs \
-     (week, config_index, program, version, os, arch, labels)",
+     labels TEXT NOT NULL, n INTEGER NOT NULL, \
+     PRIMARY KEY (week, config_index, program, version, os, arch, labels)) WITHOUT ROWID",
 ];
 
 const PG_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS reports (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
      day TEXT NOT NULL, body TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS reports_day ON reports (day)",
-    "CREATE TABLE IF NOT EXISTS report_programs (week TEXT NOT NULL, config_index BIGINT NOT NULL, \
+    "CREATE TABLE IF NOT EXISTS week_groups (week TEXT NOT NULL, config_index BIGINT NOT NULL, \
      program TEXT NOT NULL, version TEXT NOT NULL, os TEXT NOT NULL, arch TEXT NOT NULL, \
-     labels TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS report_programs_week ON report_programs (week)",
+     labels TEXT NOT NULL, n BIGINT NOT NULL, \
+     PRIMARY KEY (week, config_index, program, version, os, arch, labels))",
 ];
+
+/// Databases written before `week_groups` existed kept one row per program in
+/// `report_programs`: when `week_groups` is created beside it, it is filled from those rows and
+/// the old table dropped, in the schema transaction (so a failure leaves the old layout whole).
+const LEGACY_MIGRATION: &[&str] = &[
+    "INSERT INTO week_groups (week, config_index, program, version, os, arch, labels, n) \
+     SELECT week, config_index, program, version, os, arch, labels, COUNT(*) FROM report_programs \
+     GROUP BY week, config_index, program, version, os, arch, labels",
+    "DROP TABLE report_programs",
+];
+
+/// Adds a batch's counts to existing groups (the grouping key is the primary key).
+const GROUPS_UPSERT: &str = " ON CONFLICT (week, config_index, program, version, os, arch, labels) \
+     DO UPDATE SET n = week_groups.n + excluded.n";
 
 /// Advisory lock key that serializes schema creation between instances sharing PostgreSQL.
 const PG_SCHEMA_LOCK: i64 = 0x636c_6561_7263_6e74;
@@ -135,8 +150,18 @@ impl Db {
                     .bind(PG_SCHEMA_LOCK)
                     .execute(&mut *tx)
                     .await?;
+                let has = |table: &'static str| {
+                    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(table)
+                };
+                let migrate = has("report_programs").fetch_one(&mut *tx).await?
+                    && !has("week_groups").fetch_one(&mut *tx).await?;
                 for stmt in PG_SCHEMA {
                     sqlx::query(stmt).execute(&mut *tx).await?;
+                }
+                if migrate {
+                    for stmt in LEGACY_MIGRATION {
+                        sqlx::query(stmt).execute(&mut *tx).await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(Db::Postgres(pool))
@@ -167,8 +192,21 @@ impl Db {
             .connect_with(opts)
             .await?;
         let mut tx = pool.begin().await?;
+        let has = |table: &'static str| {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
+            )
+            .bind(table)
+        };
+        let migrate = has("report_programs").fetch_one(&mut *tx).await?
+            && !has("week_groups").fetch_one(&mut *tx).await?;
         for stmt in SQLITE_SCHEMA {
             sqlx::query(stmt).execute(&mut *tx).await?;
+        }
+        if migrate {
+            for stmt in LEGACY_MIGRATION {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(Db::Sqlite(pool))
@@ -207,7 +245,7 @@ impl Db {
                     .build()
                     .execute(&mut *tx)
                     .await?;
-                for mut q in program_queries::<Postgres>(items) {
+                for mut q in group_queries::<Postgres>(items) {
                     q.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
@@ -253,7 +291,7 @@ impl Db {
 
     /// Every week with reports.
     pub async fn weeks(&self) -> Result<Vec<NaiveDate>, StoreError> {
-        let sql = "SELECT DISTINCT week FROM report_programs ORDER BY week";
+        let sql = "SELECT DISTINCT week FROM week_groups ORDER BY week";
         let rows: Vec<String> = match self {
             Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
             Db::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
@@ -274,14 +312,13 @@ impl Db {
         Ok(n as u64)
     }
 
-    /// The compact rows of `week`, grouped: one row per distinct combination with its count.
+    /// The groups of `week`: one row per distinct combination with its count.
     pub async fn week_groups(&self, week: NaiveDate) -> Result<Vec<GroupRow>, StoreError> {
         let week = week.to_string();
         let rows = match self {
             Db::Sqlite(p) => sqlx::query(
-                "SELECT config_index, program, version, os, arch, labels, COUNT(*) \
-                     FROM report_programs WHERE week = ? \
-                     GROUP BY config_index, program, version, os, arch, labels",
+                "SELECT config_index, program, version, os, arch, labels, n \
+                     FROM week_groups WHERE week = ?",
             )
             .bind(week)
             .fetch_all(p)
@@ -290,9 +327,8 @@ impl Db {
             .map(|r| group_row(&r))
             .collect::<Result<Vec<_>, sqlx::Error>>()?,
             Db::Postgres(p) => sqlx::query(
-                "SELECT config_index, program, version, os, arch, labels, COUNT(*) \
-                     FROM report_programs WHERE week = $1 \
-                     GROUP BY config_index, program, version, os, arch, labels",
+                "SELECT config_index, program, version, os, arch, labels, n \
+                     FROM week_groups WHERE week = $1",
             )
             .bind(week)
             .fetch_all(p)
@@ -350,21 +386,21 @@ where
 }
 
 /// The whole SQLite batch as one multi-statement query: `BEGIN IMMEDIATE`, the report rows,
-/// the compact rows, `COMMIT`. SQLite binds the anonymous parameters statement by statement,
+/// the group counts, `COMMIT`. SQLite binds the anonymous parameters statement by statement,
 /// and each statement stays below the bind-parameter limit.
 fn sqlite_batch_query<'a>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, Sqlite> {
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("BEGIN IMMEDIATE; ");
     push_reports(&mut q, items);
-    for chunk in program_rows(items).chunks(PROGRAM_CHUNK) {
+    for chunk in group_counts(items).chunks(GROUP_CHUNK) {
         q.push("; ");
-        push_programs(&mut q, chunk);
+        push_groups(&mut q, chunk);
     }
     q.push("; COMMIT");
     q
 }
 
-/// Compact rows a statement: 7 binds a row, well below bind-parameter limits.
-const PROGRAM_CHUNK: usize = 1024;
+/// Groups a statement: 8 binds a group, well below bind-parameter limits.
+const GROUP_CHUNK: usize = 1024;
 
 fn push_reports<'a, DB>(q: &mut QueryBuilder<'a, DB>, items: &[(&Accepted, NaiveDate)])
 where
@@ -377,36 +413,39 @@ where
     });
 }
 
-fn program_rows<'b>(
-    items: &[(&'b Accepted, NaiveDate)],
-) -> Vec<(&'b Accepted, &'b crate::validate::ProgramRow)> {
-    items
-        .iter()
-        .flat_map(|(a, _)| a.rows.iter().map(move |r| (*a, r)))
-        .collect()
+/// The grouping key of one program of a report.
+type GroupKey<'b> = (NaiveDate, u64, &'b ProgramRow);
+
+/// The batch's programs counted by group, in key order: one upsert per group, and PostgreSQL
+/// transactions that touch the same groups lock them in the same order (no deadlocks).
+fn group_counts<'b>(items: &[(&'b Accepted, NaiveDate)]) -> Vec<(GroupKey<'b>, i64)> {
+    let mut counts: BTreeMap<GroupKey<'b>, i64> = BTreeMap::new();
+    for (a, _) in items {
+        for row in &a.rows {
+            *counts.entry((a.week, a.config_index, row)).or_default() += 1;
+        }
+    }
+    counts.into_iter().collect()
 }
 
-fn push_programs<'a, DB>(
-    q: &mut QueryBuilder<'a, DB>,
-    chunk: &[(&Accepted, &crate::validate::ProgramRow)],
-) where
+fn push_groups<'a, DB>(q: &mut QueryBuilder<'a, DB>, chunk: &[(GroupKey<'_>, i64)])
+where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    q.push(
-        "INSERT INTO report_programs \
-         (week, config_index, program, version, os, arch, labels) ",
-    );
-    q.push_values(chunk, |mut b, (a, r)| {
-        b.push_bind(a.week.to_string())
-            .push_bind(a.config_index as i64)
+    q.push("INSERT INTO week_groups (week, config_index, program, version, os, arch, labels, n) ");
+    q.push_values(chunk, |mut b, ((week, config_index, r), n)| {
+        b.push_bind(week.to_string())
+            .push_bind(*config_index as i64)
             .push_bind(r.program.clone())
             .push_bind(r.version.clone())
             .push_bind(r.os.clone())
             .push_bind(r.arch.clone())
-            .push_bind(r.labels.clone());
+            .push_bind(r.labels.clone())
+            .push_bind(*n);
     });
+    q.push(GROUPS_UPSERT);
 }
 
 fn reports_query<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, DB>
@@ -419,18 +458,18 @@ where
     q
 }
 
-/// Compact rows, one query per [`PROGRAM_CHUNK`] rows.
-fn program_queries<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> Vec<QueryBuilder<'a, DB>>
+/// Group upserts, one query per [`GROUP_CHUNK`] groups.
+fn group_queries<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> Vec<QueryBuilder<'a, DB>>
 where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    program_rows(items)
-        .chunks(PROGRAM_CHUNK)
+    group_counts(items)
+        .chunks(GROUP_CHUNK)
         .map(|chunk| {
             let mut q: QueryBuilder<DB> = QueryBuilder::new("");
-            push_programs(&mut q, chunk);
+            push_groups(&mut q, chunk);
             q
         })
         .collect()
@@ -537,7 +576,6 @@ async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::ProgramRow;
 
     fn report(n: usize, programs: usize) -> Accepted {
         Accepted {
@@ -550,14 +588,14 @@ mod tests {
                     version: "1.0.0".into(),
                     os: "linux".into(),
                     arch: "x86_64".into(),
-                    labels: format!("{},0", n % 3),
+                    labels: format!("{n},0"),
                 })
                 .collect(),
         }
     }
 
-    /// The one-round-trip SQLite batch stores every row (program rows spanning several
-    /// statements), and a failed batch is rolled back whole and leaves the connection usable.
+    /// The one-round-trip SQLite batch stores every row (groups spanning several statements),
+    /// and a failed batch is rolled back whole and leaves the connection usable.
     #[tokio::test]
     async fn sqlite_batch_is_atomic_and_complete() {
         let dir = tempfile::tempdir().unwrap();
@@ -571,12 +609,21 @@ mod tests {
             .week_groups(NaiveDate::from_ymd_opt(2026, 11, 16).unwrap())
             .await
             .unwrap();
-        assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), 1500);
+        assert_eq!(groups.len(), 1500);
+        assert!(groups.iter().all(|g| g.count == 1));
+        // A second batch of the same groups adds to them.
+        db.insert_batch(&items[..2]).await.unwrap();
+        let groups = db
+            .week_groups(NaiveDate::from_ymd_opt(2026, 11, 16).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), 1510);
+        assert_eq!(groups.iter().filter(|g| g.count == 2).count(), 10);
 
         let Db::Sqlite(pool) = &db else {
             unreachable!()
         };
-        sqlx::query("ALTER TABLE report_programs RENAME TO moved")
+        sqlx::query("ALTER TABLE week_groups RENAME TO moved")
             .execute(pool)
             .await
             .unwrap();
@@ -584,13 +631,63 @@ mod tests {
             // More failures than pool connections: none may keep a transaction open.
             assert!(db.insert_batch(&items[..10]).await.is_err());
         }
-        assert_eq!(db.count_reports().await.unwrap(), 300);
-        sqlx::query("ALTER TABLE moved RENAME TO report_programs")
+        assert_eq!(db.count_reports().await.unwrap(), 302);
+        sqlx::query("ALTER TABLE moved RENAME TO week_groups")
             .execute(pool)
             .await
             .unwrap();
         db.insert_batch(&items[..10]).await.unwrap();
-        assert_eq!(db.count_reports().await.unwrap(), 310);
+        assert_eq!(db.count_reports().await.unwrap(), 312);
+        db.close().await;
+    }
+
+    /// A database of the earlier layout (one `report_programs` row per program) is migrated on
+    /// connect: its groups are counted into `week_groups` and the old table is dropped.
+    #[tokio::test]
+    async fn legacy_report_programs_are_counted_into_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join(SQLITE_FILE))
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(opts).await.unwrap();
+        for stmt in [
+            "CREATE TABLE reports (id INTEGER PRIMARY KEY, day TEXT NOT NULL, body TEXT NOT NULL)",
+            "CREATE TABLE report_programs (week TEXT NOT NULL, config_index INTEGER NOT NULL, \
+             program TEXT NOT NULL, version TEXT NOT NULL, os TEXT NOT NULL, arch TEXT NOT NULL, \
+             labels TEXT NOT NULL)",
+            "INSERT INTO report_programs VALUES ('2026-11-16', 0, 'p', '1.0.0', 'linux', 'x86_64', '1'), \
+             ('2026-11-16', 0, 'p', '1.0.0', 'linux', 'x86_64', '1'), \
+             ('2026-11-16', 0, 'p', '1.0.0', 'macos', 'x86_64', '1'), \
+             ('2026-11-09', 1, 'p', '1.0.0', 'linux', 'x86_64', '0')",
+        ] {
+            sqlx::query(stmt).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let db = Db::connect(None, dir.path()).await.unwrap();
+        let week = NaiveDate::from_ymd_opt(2026, 11, 16).unwrap();
+        let counts: Vec<(String, u64)> = db
+            .week_groups(week)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.os, g.count))
+            .collect();
+        assert_eq!(counts, [("linux".into(), 2), ("macos".into(), 1)]);
+        assert_eq!(db.weeks().await.unwrap().len(), 2);
+        let Db::Sqlite(pool) = &db else {
+            unreachable!()
+        };
+        let legacy: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'report_programs'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(legacy, 0);
+        db.close().await;
+        // Connecting again changes nothing.
+        let db = Db::connect(None, dir.path()).await.unwrap();
+        assert_eq!(db.week_groups(week).await.unwrap().len(), 2);
         db.close().await;
     }
 }

@@ -22,7 +22,7 @@ pub struct Accepted {
 }
 
 /// The aggregation view of one program in one report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ProgramRow {
     /// Program name.
     pub program: String,

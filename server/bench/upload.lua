@@ -9,7 +9,7 @@ wrk.headers["Content-Type"] = "application/json"
 local buckets = {"0", "1", "10", "100", "1000"}
 local engines = {"default", "pcre2", "other", "none"}
 local oses = {"linux", "macos", "windows"}
-local requests = {}
+local prepared = {}
 local next_request = 0
 
 init = function(args)
@@ -19,13 +19,13 @@ init = function(args)
       '"x":%.17g,"programs":[{"name":"ripgrep","version":"14.1.0","os":"%s","arch":"x86_64",' ..
       '"counters":{"invocations":"%s","engine":"%s"}}]}',
       math.random(), oses[math.random(3)], buckets[math.random(5)], engines[math.random(4)])
-    requests[i] = wrk.format(nil, "/upload", nil, body)
+    prepared[i] = wrk.format(nil, "/upload", nil, body)
   end
 end
 
 request = function()
-  next_request = next_request % #requests + 1
-  return requests[next_request]
+  next_request = next_request % #prepared + 1
+  return prepared[next_request]
 end
 
 done = function(summary, latency, requests)

@@ -12,6 +12,12 @@
 //! every report waiting (up to [`MAX_BATCH`]) and stores them in one transaction, then answers
 //! each caller. A caller is told `Ok` only after the commit: with SQLite in WAL mode and
 //! `synchronous=FULL`, or PostgreSQL with its default `synchronous_commit`, that is durable.
+//!
+//! With SQLite, a checkpointer task copies committed pages from the write-ahead log into the
+//! database file ([`CHECKPOINT_DELAY`] after a commit, on a connection of its own), so that
+//! the writer's own automatic checkpoint, which SQLite runs in the committing connection every
+//! 1,000 log pages, finds almost nothing left to copy and sync, and uploads waiting on the
+//! writer are not held up by it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,17 +26,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::validate::{Accepted, ProgramRow};
 
 /// The most reports stored in one transaction.
 pub const MAX_BATCH: usize = 512;
+
+/// How long the SQLite checkpointer waits after a commit before checkpointing: commits in the
+/// meantime are checkpointed together.
+pub const CHECKPOINT_DELAY: Duration = Duration::from_millis(20);
 
 /// The SQLite file name inside the data directory.
 pub const SQLITE_FILE: &str = "clearcount.sqlite3";
@@ -86,11 +97,12 @@ struct Pending {
     done: oneshot::Sender<Result<(), String>>,
 }
 
-/// The report store: a database and its group-commit writers.
+/// The report store: a database, its group-commit writers and, for SQLite, the checkpointer.
 pub struct Store {
     db: Db,
     tx: std::sync::Mutex<Option<mpsc::Sender<Pending>>>,
     writers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
 }
 
 const SQLITE_SCHEMA: &[&str] = &[
@@ -186,8 +198,9 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
+        // The writer, the checkpointer and readers (publication, aggregation).
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(5)
             .test_before_acquire(false)
             .connect_with(opts)
             .await?;
@@ -222,20 +235,36 @@ impl Db {
 
     /// Stores reports (each with its day of receipt) in one transaction.
     pub async fn insert_batch(&self, items: &[(&Accepted, NaiveDate)]) -> Result<(), StoreError> {
+        self.insert_batch_on(&mut None, items).await
+    }
+
+    /// [`Db::insert_batch`] on the SQLite connection in `held`, acquired into it if empty and
+    /// kept there for the next batch: a writer that keeps its connection keeps that
+    /// connection's page cache warm (the pool hands out its connections in turn, and a
+    /// connection whose cache is older than the last commit reads the changed pages back).
+    /// `held` is emptied after a failure. PostgreSQL uses the pool.
+    async fn insert_batch_on(
+        &self,
+        held: &mut Option<PoolConnection<Sqlite>>,
+        items: &[(&Accepted, NaiveDate)],
+    ) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
         }
         match self {
             Db::Sqlite(pool) => {
+                let conn = match held {
+                    Some(c) => c,
+                    None => held.insert(pool.acquire().await?),
+                };
                 // One round trip to the connection's worker thread for the whole transaction
                 // (BEGIN, the inserts, COMMIT): under CPU contention every hop costs a wakeup.
-                let mut pooled = pool.acquire().await?;
-                let conn: &mut sqlx::SqliteConnection = &mut pooled;
                 let mut q = sqlite_batch_query(items);
-                let result = q.build().execute(&mut *conn).await;
+                let result = q.build().execute(&mut **conn).await;
                 if let Err(e) = result {
                     // The transaction may still be open after a failed statement.
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
+                    *held = None;
                     return Err(e.into());
                 }
             }
@@ -481,13 +510,19 @@ impl Store {
     pub fn new(db: Db, writers: usize) -> Store {
         let (tx, rx) = mpsc::channel::<Pending>(MAX_BATCH * 8);
         let rx = Arc::new(Mutex::new(rx));
+        let committed = Arc::new(Notify::new());
+        let checkpointer = match &db {
+            Db::Sqlite(pool) => Some(tokio::spawn(checkpointer(pool.clone(), committed.clone()))),
+            Db::Postgres(_) => None,
+        };
         let handles = (0..writers.max(1))
-            .map(|_| tokio::spawn(writer(db.clone(), rx.clone())))
+            .map(|_| tokio::spawn(writer(db.clone(), rx.clone(), committed.clone())))
             .collect();
         Store {
             db,
             tx: std::sync::Mutex::new(Some(tx)),
             writers: std::sync::Mutex::new(handles),
+            checkpointer,
         }
     }
 
@@ -524,11 +559,39 @@ impl Store {
         for h in handles {
             let _ = h.await;
         }
+        // Everything is committed; closing the pool checkpoints what is left.
+        if let Some(c) = &self.checkpointer {
+            c.abort();
+        }
     }
 }
 
-async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(c) = &self.checkpointer {
+            c.abort();
+        }
+    }
+}
+
+/// Runs a passive checkpoint [`CHECKPOINT_DELAY`] after each commit (or run of commits). It
+/// never blocks the writer; a checkpoint that cannot finish now is completed by a later one.
+async fn checkpointer(pool: SqlitePool, committed: Arc<Notify>) {
+    loop {
+        committed.notified().await;
+        tokio::time::sleep(CHECKPOINT_DELAY).await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!("checkpoint: {e}");
+        }
+    }
+}
+
+async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, committed: Arc<Notify>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut held = None;
     loop {
         {
             let mut rx = rx.lock().await;
@@ -544,7 +607,8 @@ async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
             }
         }
         let items: Vec<(&Accepted, NaiveDate)> = batch.iter().map(|p| (&p.report, p.day)).collect();
-        let result = db.insert_batch(&items).await;
+        let result = db.insert_batch_on(&mut held, &items).await;
+        committed.notify_one();
         drop(items);
         match result {
             Ok(()) => {
@@ -560,7 +624,7 @@ async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
                 );
                 for p in batch.drain(..) {
                     let r = db
-                        .insert_batch(&[(&p.report, p.day)])
+                        .insert_batch_on(&mut held, &[(&p.report, p.day)])
                         .await
                         .map_err(|e| e.to_string());
                     if let Err(e) = &r {
@@ -592,6 +656,33 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// Committed pages reach the SQLite database file soon after the commit, long before the
+    /// writer's own automatic checkpoint (every 1,000 log pages) would copy them.
+    #[tokio::test]
+    async fn sqlite_checkpointer_copies_commits_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(None, dir.path()).await.unwrap();
+        let file = dir.path().join(SQLITE_FILE);
+        let before = std::fs::metadata(&file).unwrap().len();
+        let store = Store::new(db, 1);
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        for n in 0..50 {
+            store.insert(report(n, 3), day).await.unwrap();
+        }
+        let wal = dir.path().join(format!("{SQLITE_FILE}-wal"));
+        assert!(std::fs::metadata(&wal).unwrap().len() < 1000 * 4096);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&file).unwrap().len() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was checkpointed into the database file"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        store.shutdown().await;
+        assert_eq!(store.db().count_reports().await.unwrap(), 50);
     }
 
     /// The one-round-trip SQLite batch stores every row (groups spanning several statements),

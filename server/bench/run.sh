@@ -18,6 +18,9 @@ trap 'rm -rf "$WORK"' EXIT
 
 run_load() { # $1 = name, $2.. = extra serve args
   local name=$1; shift
+  # Start with no writeback pending (builds, the previous run's 1,000,000-report database):
+  # the server's fsyncs would wait behind it.
+  sync
   "$BIN" serve --log "$WORK/log" --data "$WORK/data-$name" --listen 127.0.0.1:18080 --today 2026-11-25 "$@" 2>"$WORK/$name.log" &
   local pid=$!
   for _ in $(seq 100); do curl -fs http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break; sleep 0.1; done

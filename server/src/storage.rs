@@ -560,6 +560,10 @@ impl Store {
             let _ = h.await;
         }
         // Everything is committed; closing the pool checkpoints what is left.
+        self.stop_checkpointer();
+    }
+
+    fn stop_checkpointer(&self) {
         if let Some(c) = &self.checkpointer {
             c.abort();
         }
@@ -568,9 +572,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Some(c) = &self.checkpointer {
-            c.abort();
-        }
+        self.stop_checkpointer();
     }
 }
 

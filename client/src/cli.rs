@@ -172,6 +172,10 @@ pub enum TelemetryAction {
         /// Send nothing; print what would be sent and why.
         #[arg(long)]
         dry_run: bool,
+        /// Run as the detached upload child of a recording-only tool, which starts it at most
+        /// once a day with its token's `DAY:NONCE`; not for people.
+        #[arg(long, hide = true, value_name = "DAY:NONCE", requires_all = ["server", "log_key"], conflicts_with = "dry_run")]
+        child: Option<String>,
         /// Where the server and its log are.
         #[command(flatten)]
         endpoint: EndpointArgs,
@@ -387,7 +391,24 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
                 None => bail!("no report for week {w}"),
             }
         }
-        TelemetryAction::Upload { dry_run, endpoint } => {
+        TelemetryAction::Upload {
+            child: Some(marker),
+            endpoint:
+                EndpointArgs {
+                    server: Some(server),
+                    log_key: Some(key),
+                },
+            ..
+        } => {
+            let ep = Endpoint::new(server, key);
+            if ep.check().is_ok() && crate::upload::is_child(layout, &ep, &marker) {
+                crate::upload::child_main(layout.clone(), ep);
+            }
+            bail!("not an upload child: no token of today holds {marker}");
+        }
+        TelemetryAction::Upload {
+            dry_run, endpoint, ..
+        } => {
             return upload_now(layout, &endpoint, dry_run, out);
         }
         TelemetryAction::Config(c) => return config_command(layout, c, out),
@@ -740,7 +761,7 @@ fn upload_now(
     let mf = read_modes(layout).unwrap_or_default();
     let mut opts = RunOptions::now();
     opts.dry_run = dry_run;
-    if !upload_run::any_program_on(&mf, opts.ceiling) {
+    if !crate::upload::any_program_on(&mf, opts.ceiling) {
         reduce_quietly(layout);
         writeln!(
             out,

@@ -20,7 +20,8 @@
 //! Starting never fails, prints, panics or blocks. Modes (`off`, `local` by default, `on`), the
 //! environment variables `DO_NOT_TRACK`, `CLEARCOUNT_MODE` and `CLEARCOUNT_DIR`, and the
 //! directory layout are described in [`mode`] and [`Layout`]. With default features off, this
-//! crate is the recording library alone.
+//! crate is the recording library alone: a tool built that way still uploads (when the user
+//! opted in) by handing the day's upload to the `clearcount` command, see [`upload`].
 
 #![warn(missing_docs)]
 
@@ -35,7 +36,6 @@ mod runtime;
 
 #[cfg(feature = "cli")]
 pub mod cli;
-#[cfg(feature = "upload")]
 pub mod upload;
 
 use std::path::{Path, PathBuf};
@@ -88,7 +88,7 @@ pub fn valid_version(v: &str) -> bool {
 /// | `reports/WEEK.json` | local weekly reports |
 /// | `debug.log` | problems clearcount met (it never prints) |
 ///
-/// | `upload/LOG/` | the uploader's state per config log (see [`upload::state`], feature `upload`) |
+/// | `upload/LOG/` | the uploader's state per config log (see [`upload::state`]) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     root: PathBuf,

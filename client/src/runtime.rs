@@ -120,7 +120,6 @@ pub struct Settings {
     pub(crate) dir: Option<PathBuf>,
     pub(crate) retention_weeks: Option<u32>,
     pub(crate) week_timer: bool,
-    #[cfg(feature = "upload")]
     pub(crate) upload: Option<crate::upload::Endpoint>,
 }
 
@@ -133,7 +132,6 @@ impl Settings {
             dir: None,
             retention_weeks: None,
             week_timer: true,
-            #[cfg(feature = "upload")]
             upload: None,
         }
     }
@@ -145,6 +143,10 @@ impl Settings {
     /// nothing is sent; the endpoint is only recorded in the directory (once a day) so that
     /// `clearcount on` can show the config before the user opts in.
     ///
+    /// With the `upload` feature the child is the tool's own executable. Without it (a
+    /// recording-only build, which links no HTTP or TLS code and starts faster), the child is
+    /// the `clearcount` command, found beside the tool's executable or on `PATH`.
+    ///
     /// ```no_run
     /// clearcount::Settings::new("greet", env!("CARGO_PKG_VERSION"))
     ///     .upload(
@@ -153,7 +155,6 @@ impl Settings {
     ///     )
     ///     .start();
     /// ```
-    #[cfg(feature = "upload")]
     pub fn upload(mut self, server: impl Into<String>, log_key: impl Into<String>) -> Settings {
         self.upload = Some(crate::upload::Endpoint::new(server, log_key));
         self
@@ -187,8 +188,8 @@ impl Settings {
     /// Only the first call in a process has an effect.
     pub fn start(self) {
         #[cfg(feature = "upload")]
-        if std::env::var_os(crate::upload::CHILD_ENV).is_some() {
-            maybe_become_upload_child(&self);
+        if let Some(marker) = std::env::var_os(crate::upload::CHILD_ENV) {
+            maybe_become_upload_child(&self, &marker.to_string_lossy());
         }
         if STARTED.swap(true, Ordering::SeqCst) {
             return;
@@ -202,7 +203,7 @@ impl Settings {
 
 /// In a genuine upload child (see [`crate::upload`]), runs the upload and exits.
 #[cfg(feature = "upload")]
-fn maybe_become_upload_child(s: &Settings) {
+fn maybe_become_upload_child(s: &Settings, marker: &str) {
     let Some(endpoint) = &s.upload else {
         return;
     };
@@ -210,12 +211,13 @@ fn maybe_become_upload_child(s: &Settings) {
         return;
     };
     let layout = Layout::new(root);
-    if crate::upload::is_child(&layout, endpoint) {
+    if crate::upload::is_child(&layout, endpoint, marker) {
         crate::upload::child_main(layout, endpoint.clone());
     }
 }
 
 /// Sets the debug log path (used by the upload child, which does not record).
+#[cfg(feature = "upload")]
 pub(crate) fn set_debug_log(path: PathBuf) {
     let _ = DEBUG_LOG.set(path);
 }
@@ -309,7 +311,6 @@ fn start_inner(s: Settings) -> bool {
             return false;
         }
     };
-    #[cfg(feature = "upload")]
     if let Some(endpoint) = &s.upload {
         crate::upload::at_start(
             &layout,

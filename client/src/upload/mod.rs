@@ -1,5 +1,7 @@
 //! Verified config, privatized weekly reports and the detached upload child (mode `on` only).
 //!
+//! With the `upload` feature (a default feature):
+//!
 //! - [`build`]: the upload report of a week, a pure function of the local report, the verified
 //!   config and an RNG.
 //! - [`verify`]: fetching the latest config from the log and verifying it (signature,
@@ -7,37 +9,54 @@
 //!   the log raise an alarm that blocks every upload until the user clears it.
 //! - [`run`]: one upload run (reduce, decide each week, verify, build, send), used by the child,
 //!   by `clearcount upload`, and in-process by simulations with an explicit directory and clock.
-//! - [`state`]: the files kept per log under `<dir>/upload/`.
 //!
-//! The host tool's start function (with [`crate::Settings::upload`]) costs one `stat` of the
-//! day's token file on days when nothing is due. The first process of a day creates the token
-//! (exclusively: of any number of processes starting at once, exactly one wins), records the
-//! endpoint and, in mode `on`, re-executes the current executable detached, with stdin, stdout
-//! and stderr on the null device and the marker variable [`CHILD_ENV`] set. In that child,
-//! `start` runs one upload and exits; it never returns into the host's `main` and never spawns
-//! again.
+//! Always, so that a recording-only tool can still hand its uploads on:
+//!
+//! - [`state`]: the files kept per log under `<dir>/upload/`.
+//! - The launch at start. The host tool's start function (with [`crate::Settings::upload`])
+//!   costs one `stat` of the day's token file on days when nothing is due. The first process of
+//!   a day creates the token (exclusively: of any number of processes starting at once, exactly
+//!   one wins), records the endpoint and, in mode `on`, starts the upload child detached, with
+//!   stdin, stdout and stderr on the null device:
+//!   - with the `upload` feature, the child is the host's own executable, re-executed with the
+//!     marker variable [`CHILD_ENV`] set; in that child, `start` runs one upload and exits, never
+//!     returns into the host's `main` and never spawns again;
+//!   - without it, the host links no HTTP, TLS or config-log code at all, and the child is the
+//!     `clearcount` command (beside the host's executable, else on `PATH`), run as
+//!     `clearcount upload --child DAY:NONCE --server URL --log-key KEY`. No `clearcount` command,
+//!     no upload that day (a line in the debug log says so); the user who opted in with
+//!     `clearcount on` has one.
+//!
+//! Either child checks that the day's token holds its nonce before it does anything, so a
+//! stray variable or argument is ignored.
 
+#[cfg(feature = "upload")]
 pub mod build;
+#[cfg(feature = "upload")]
 pub mod run;
 pub mod state;
+#[cfg(feature = "upload")]
 pub mod verify;
 
 use std::fs;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+#[cfg(feature = "upload")]
 use std::time::Duration;
 
 use crate::clock;
-use crate::mode::{Mode, ModeFile};
+use crate::mode::{self, Mode, ModeFile};
 use crate::{Layout, runtime};
 
 pub use state::{Endpoint, LogState};
 
 /// The environment variable that marks the upload child. Its value names the day's token and
 /// the nonce written in it, so a stray variable in a user's shell is ignored.
+#[cfg(feature = "upload")]
 pub const CHILD_ENV: &str = "CLEARCOUNT_UPLOAD_CHILD";
 /// The longest an upload child lives.
+#[cfg(feature = "upload")]
 pub const CHILD_DEADLINE: Duration = Duration::from_secs(120);
 
 static HOST_ENDPOINT: OnceLock<Endpoint> = OnceLock::new();
@@ -94,18 +113,82 @@ pub(crate) fn at_start(
     }
     state.remove_old_tokens(&day);
     let _ = state.record_endpoint(endpoint);
-    if run::any_program_on(mf, ceiling) {
-        spawn_child(&format!("{day}:{nonce}"));
+    if any_program_on(mf, ceiling) {
+        spawn_child(layout, endpoint, &format!("{day}:{nonce}"));
     }
 }
 
-fn spawn_child(marker: &str) {
-    let Ok(exe) = std::env::current_exe() else {
+/// Whether the mode file and ceiling allow uploading for any program at all.
+pub fn any_program_on(mf: &ModeFile, ceiling: Mode) -> bool {
+    if mode::effective(Mode::On, ceiling) != Mode::On {
+        return false;
+    }
+    mf.global.is_some_and(|g| g.mode == Mode::On)
+        || mf.programs.values().any(|s| s.mode == Mode::On)
+}
+
+/// The upload child of a host that links the upload code: its own executable, marked.
+#[cfg(feature = "upload")]
+fn child_command(_layout: &Layout, _endpoint: &Endpoint, marker: &str) -> Option<Command> {
+    let exe = std::env::current_exe().ok()?;
+    let mut cmd = Command::new(exe);
+    cmd.env(CHILD_ENV, marker);
+    Some(cmd)
+}
+
+/// The upload child of a recording-only host: the `clearcount` command.
+#[cfg(not(feature = "upload"))]
+fn child_command(layout: &Layout, endpoint: &Endpoint, marker: &str) -> Option<Command> {
+    let Some(program) = find_clearcount_command() else {
+        runtime::debug_log(
+            "no `clearcount` command beside this tool or on PATH: nothing is uploaded today",
+        );
+        return None;
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(["upload", "--child", marker, "--server", &endpoint.server])
+        .args(["--log-key", &endpoint.log_key])
+        .env(crate::DIR_ENV, layout.root());
+    Some(cmd)
+}
+
+/// The `clearcount` command beside the running executable, else the first on `PATH`.
+#[cfg(not(feature = "upload"))]
+fn find_clearcount_command() -> Option<std::path::PathBuf> {
+    let name = format!("clearcount{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(&name)));
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(on_path.into_iter().map(|d| d.join(&name)))
+        .find(|p| is_executable(p))
+}
+
+#[cfg(not(feature = "upload"))]
+fn is_executable(p: &std::path::Path) -> bool {
+    let Ok(m) = fs::metadata(p) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        m.is_file() && m.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        m.is_file()
+    }
+}
+
+fn spawn_child(layout: &Layout, endpoint: &Endpoint, marker: &str) {
+    let Some(mut cmd) = child_command(layout, endpoint, marker) else {
         return;
     };
-    let mut cmd = Command::new(exe);
-    cmd.env(CHILD_ENV, marker)
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     #[cfg(unix)]
@@ -128,14 +211,12 @@ fn spawn_child(marker: &str) {
     }
 }
 
-/// Whether this process is a genuine upload child of `endpoint` in `layout`: the marker names
-/// an existing token of that log holding the same nonce.
-pub(crate) fn is_child(layout: &Layout, endpoint: &Endpoint) -> bool {
-    let Some(v) = std::env::var_os(CHILD_ENV) else {
-        return false;
-    };
-    let v = v.to_string_lossy();
-    let Some((day, nonce)) = v.split_once(':') else {
+/// Whether this process is a genuine upload child of `endpoint` in `layout`: its marker
+/// (`DAY:NONCE`, from [`CHILD_ENV`] or `clearcount upload --child`) names an existing token of
+/// that log holding the same nonce.
+#[cfg(feature = "upload")]
+pub(crate) fn is_child(layout: &Layout, endpoint: &Endpoint, marker: &str) -> bool {
+    let Some((day, nonce)) = marker.split_once(':') else {
         return false;
     };
     if day.len() != 10 || nonce.is_empty() {
@@ -146,6 +227,7 @@ pub(crate) fn is_child(layout: &Layout, endpoint: &Endpoint) -> bool {
 }
 
 /// The body of the upload child: one run, then exit. Never returns.
+#[cfg(feature = "upload")]
 pub(crate) fn child_main(layout: Layout, endpoint: Endpoint) -> ! {
     let _ = std::thread::Builder::new()
         .name("clearcount-deadline".into())

@@ -14,6 +14,7 @@ use crate::mode::{self, Mode, ModeFile};
 use crate::report::{self, ReportError};
 use crate::{Layout, runtime};
 
+use super::any_program_on;
 use super::build::{self, Outcome};
 use super::state::{Endpoint, LogState, WeekState};
 use super::verify::{self, ConfigFetchError, VerifiedConfig};
@@ -180,15 +181,6 @@ impl RunSummary {
         }
         s
     }
-}
-
-/// Whether the mode file and ceiling allow uploading for any program at all.
-pub fn any_program_on(mf: &ModeFile, ceiling: Mode) -> bool {
-    if mode::effective(Mode::On, ceiling) != Mode::On {
-        return false;
-    }
-    mf.global.is_some_and(|g| g.mode == Mode::On)
-        || mf.programs.values().any(|s| s.mode == Mode::On)
 }
 
 /// Whether `program`'s reports of `week` may be uploaded: mode on (after the ceiling), set

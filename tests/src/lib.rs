@@ -101,18 +101,36 @@ fn target_profile_dir() -> PathBuf {
 
 static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
 
+/// Which features [`build`] builds with.
+enum Features {
+    /// The default features and these (comma-separated).
+    With(&'static str),
+    /// `--no-default-features`, in a target directory of its own (`target/no-default-features`),
+    /// since `cargo test --workspace` builds the same targets with the workspace's features.
+    NoDefault,
+}
+
 /// Returns a binary of the workspace in the profile of the running test, building it with
 /// `cargo build -p PACKAGE (--bin NAME | --example NAME) [--features ...]` when it is missing
 /// (`cargo test --workspace` builds every binary before the tests run; examples may be
 /// missing). Set `CLEARCOUNT_TESTS_REBUILD=1` to rebuild once per test process anyway.
-fn build(package: &str, kind: &str, name: &str, features: &str) -> PathBuf {
+fn build(package: &str, kind: &str, name: &str, features: Features) -> PathBuf {
     let map = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-    let key = format!("{package}/{kind}/{name}");
+    let no_default = matches!(features, Features::NoDefault);
+    let key = format!("{package}/{kind}/{name}/{no_default}");
     if let Some(p) = map.get(&key) {
         return p.clone();
     }
-    let dir = target_profile_dir();
+    let mut dir = target_profile_dir();
+    if no_default {
+        let profile = dir.file_name().expect("profile").to_owned();
+        dir = dir
+            .parent()
+            .expect("target directory")
+            .join("no-default-features")
+            .join(profile);
+    }
     let path = if kind == "--example" {
         dir.join("examples").join(name)
     } else {
@@ -125,8 +143,14 @@ fn build(package: &str, kind: &str, name: &str, features: &str) -> PathBuf {
     let release = dir.file_name().is_some_and(|n| n == "release");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["build", "-q", "-p", package, kind, name]);
-    if !features.is_empty() {
-        cmd.args(["--features", features]);
+    match features {
+        Features::With("") => {}
+        Features::With(f) => {
+            cmd.args(["--features", f]);
+        }
+        Features::NoDefault => {
+            cmd.arg("--no-default-features");
+        }
     }
     if release {
         cmd.arg("--release");
@@ -142,17 +166,38 @@ fn build(package: &str, kind: &str, name: &str, features: &str) -> PathBuf {
 
 /// The `clearcount-server` binary.
 pub fn server_bin() -> PathBuf {
-    build("clearcount-server", "--bin", "clearcount-server", "")
+    build(
+        "clearcount-server",
+        "--bin",
+        "clearcount-server",
+        Features::With(""),
+    )
 }
 
 /// The `clearcount` command.
 pub fn clearcount_bin() -> PathBuf {
-    build("clearcount", "--bin", "clearcount", "cli,upload")
+    build(
+        "clearcount",
+        "--bin",
+        "clearcount",
+        Features::With("cli,upload"),
+    )
 }
 
 /// The example host tool `greet` (client/examples/greet.rs).
 pub fn greet_bin() -> PathBuf {
-    build("clearcount", "--example", "greet", "cli,upload")
+    build(
+        "clearcount",
+        "--example",
+        "greet",
+        Features::With("cli,upload"),
+    )
+}
+
+/// The recording-only example host tool `greet_lite` (client/examples/greet_lite.rs), built
+/// without clearcount's default features: it hands its uploads to the `clearcount` command.
+pub fn greet_lite_bin() -> PathBuf {
+    build("clearcount", "--example", "greet_lite", Features::NoDefault)
 }
 
 /// A command for a clearcount-using program with a clean environment: every clearcount

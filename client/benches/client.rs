@@ -1,12 +1,16 @@
 //! The recording path: `Counter::inc` on a started program against a relaxed
 //! `AtomicU64::fetch_add` in the same run, `inc` in mode off, and a labelled increment; and
 //! whole-process start-up of the example tool `greet` against `greet_plain`, the same tool
-//! without clearcount.
+//! without clearcount, and of `greet_lite`, the recording-only build of the same tool.
 //!
-//! `cargo bench` does not build examples, so build them from the same sources first:
+//! `cargo bench` does not build examples, so build them from the same sources first (the
+//! second build is optional: without it `greet_lite` is left out):
 //!
 //! ```sh
-//! cargo build --release -p clearcount --examples && cargo bench -p clearcount --bench client
+//! cargo build --release -p clearcount --examples
+//! cargo build --release -p clearcount --no-default-features --example greet_lite \
+//!     --target-dir target/no-default-features
+//! cargo bench -p clearcount --bench client
 //! ```
 //!
 //! Without them the start-up group is skipped with a note on stderr.
@@ -104,6 +108,16 @@ fn start_up(c: &mut Criterion) {
         .unwrap_or(0);
     assert!(files > 0, "greet must record into {}", cc.path().display());
 
+    // `target/no-default-features/release/examples/greet_lite`, beside `target/release`.
+    let lite = examples
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("no-default-features/release/examples/greet_lite"))
+        .filter(|p| p.is_file());
+    if lite.is_none() {
+        eprintln!("greet_lite left out: build it first (see this file's header)");
+    }
+
     let mut g = c.benchmark_group("start-up");
     g.bench_function("greet_plain (without clearcount)", |b| {
         b.iter(|| run_tool(&plain, cc.path(), false))
@@ -114,24 +128,38 @@ fn start_up(c: &mut Criterion) {
     g.bench_function("greet, DO_NOT_TRACK=1", |b| {
         b.iter(|| run_tool(&greet, cc.path(), true))
     });
+    if let Some(lite) = &lite {
+        g.bench_function("greet_lite (recording only), mode local", |b| {
+            b.iter(|| run_tool(lite, cc.path(), false))
+        });
+    }
     // Process start-up on a virtual machine has a heavy tail and drifts over seconds, which the
-    // means above show. This one pairs the two tools run by run and keeps the fastest of
+    // means above show. These pair a tool with `greet_plain` run by run and keep the fastest of
     // `PAIRED_RUNS` of each: the time clearcount adds, with the tail and the drift taken out.
     g.sample_size(20).sampling_mode(SamplingMode::Flat);
-    g.bench_function("added by clearcount (paired, fastest of 5)", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let (mut with, mut without) = (Duration::MAX, Duration::MAX);
-                    for _ in 0..PAIRED_RUNS {
-                        without = without.min(timed(|| run_tool(&plain, cc.path(), false)));
-                        with = with.min(timed(|| run_tool(&greet, cc.path(), false)));
-                    }
-                    with.saturating_sub(without)
-                })
-                .sum()
-        })
-    });
+    let mut paired = |name: &str, tool: &Path| {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        let (mut with, mut without) = (Duration::MAX, Duration::MAX);
+                        for _ in 0..PAIRED_RUNS {
+                            without = without.min(timed(|| run_tool(&plain, cc.path(), false)));
+                            with = with.min(timed(|| run_tool(tool, cc.path(), false)));
+                        }
+                        with.saturating_sub(without)
+                    })
+                    .sum()
+            })
+        });
+    };
+    paired("added by clearcount (paired, fastest of 5)", &greet);
+    if let Some(lite) = &lite {
+        paired(
+            "added by clearcount, recording only (paired, fastest of 5)",
+            lite,
+        );
+    }
     g.finish();
 }
 

@@ -278,6 +278,41 @@ pub fn upload_state(dir: &Path) -> PathBuf {
         .join(clearcount::upload::state::origin_dir_name(ORIGIN))
 }
 
+/// The set-up of the upload tests: a temporary directory holding a log with
+/// `greet_config(1.0)` and the real server serving it, and the clearcount directory to use.
+/// Destructure it with `tmp` first: bindings drop in reverse order, so the server is then
+/// killed before the directory is removed.
+pub struct GreetServer {
+    /// The clearcount directory (`TMP/cc`, not created yet).
+    pub dir: PathBuf,
+    /// The server, with `--today today`.
+    pub server: Server,
+    /// Its URL.
+    pub url: String,
+    /// The log's verifier key.
+    pub key: String,
+    /// Removed on drop, after the server is killed (fields drop in order).
+    pub tmp: tempfile::TempDir,
+}
+
+impl GreetServer {
+    /// Makes the log and starts the server with `--today today`.
+    pub fn start(today: &str) -> GreetServer {
+        let tmp = tempfile::tempdir().expect("temporary directory");
+        let log_dir = tmp.path().join("log");
+        let signer = signer();
+        make_log(&log_dir, &signer, &[&greet_config(1.0)]);
+        let server = Server::start(&log_dir, &tmp.path().join("data"), today);
+        GreetServer {
+            dir: tmp.path().join("cc"),
+            url: server.url(),
+            server,
+            key: signer.verifier().to_string(),
+            tmp,
+        }
+    }
+}
+
 /// A running `clearcount-server serve`, killed on drop.
 pub struct Server {
     child: Child,

@@ -31,17 +31,13 @@ fn a_recording_only_tool_uploads_through_the_clearcount_command() {
         );
     }
 
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, log_dir, data) = (
-        tmp.path().join("cc"),
-        tmp.path().join("log"),
-        tmp.path().join("data"),
-    );
-    let signer = signer();
-    make_log(&log_dir, &signer, &[&greet_config(1.0)]);
-    let key = signer.verifier().to_string();
-    let server = Server::start(&log_dir, &data, "2026-11-18");
-    let url = server.url();
+    let GreetServer {
+        tmp,
+        dir,
+        server,
+        url,
+        key,
+    } = GreetServer::start("2026-11-18");
     let ep = (url.as_str(), key.as_str());
     let with_clearcount = clearcount_bin().parent().unwrap().to_path_buf();
 

@@ -16,17 +16,13 @@ fn run_greet(dir: &std::path::Path, now: &str, ep: (&str, &str)) {
 
 #[test]
 fn a_week_recorded_in_mode_local_is_never_uploaded_after_switching_on() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, log_dir, data) = (
-        tmp.path().join("cc"),
-        tmp.path().join("log"),
-        tmp.path().join("data"),
-    );
-    let signer = signer();
-    make_log(&log_dir, &signer, &[&greet_config(1.0)]);
-    let key = signer.verifier().to_string();
-    let server = Server::start(&log_dir, &data, "2026-11-24");
-    let url = server.url();
+    let GreetServer {
+        tmp: _tmp,
+        dir,
+        server,
+        url,
+        key,
+    } = GreetServer::start("2026-11-24");
     let ep = (url.as_str(), key.as_str());
 
     set_mode(&dir, "local", "2026-11-01T00:00:00Z");
@@ -82,17 +78,13 @@ fn a_week_recorded_in_mode_local_is_never_uploaded_after_switching_on() {
 
 #[test]
 fn a_week_after_opt_in_is_uploaded_exactly_once_with_eight_concurrent_starts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, log_dir, data) = (
-        tmp.path().join("cc"),
-        tmp.path().join("log"),
-        tmp.path().join("data"),
-    );
-    let signer = signer();
-    make_log(&log_dir, &signer, &[&greet_config(1.0)]);
-    let key = signer.verifier().to_string();
-    let server = Server::start(&log_dir, &data, "2026-11-18");
-    let url = server.url();
+    let GreetServer {
+        tmp: _tmp,
+        dir,
+        server,
+        url,
+        key,
+    } = GreetServer::start("2026-11-18");
 
     set_mode(&dir, "on", "2026-11-08T12:00:00Z");
     run_greet(&dir, "2026-11-10T10:00:00Z", (&url, &key));

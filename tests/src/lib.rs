@@ -280,8 +280,6 @@ pub fn upload_state(dir: &Path) -> PathBuf {
 
 /// The set-up of the upload tests: a temporary directory holding a log with
 /// `greet_config(1.0)` and the real server serving it, and the clearcount directory to use.
-/// Destructure it with `tmp` first: bindings drop in reverse order, so the server is then
-/// killed before the directory is removed.
 pub struct GreetServer {
     /// The clearcount directory (`TMP/cc`, not created yet).
     pub dir: PathBuf,

@@ -31,24 +31,19 @@ fn a_recording_only_tool_uploads_through_the_clearcount_command() {
         );
     }
 
-    let GreetServer {
-        tmp,
-        dir,
-        server,
-        url,
-        key,
-    } = GreetServer::start("2026-11-18");
-    let ep = (url.as_str(), key.as_str());
+    let s = GreetServer::start("2026-11-18");
+    let (dir, server, url, key) = (&s.dir, &s.server, s.url.as_str(), s.key.as_str());
+    let ep = (url, key);
     let with_clearcount = clearcount_bin().parent().unwrap().to_path_buf();
 
-    set_mode(&dir, "on", "2026-11-08T12:00:00Z");
-    run_lite(&dir, "2026-11-10T10:00:00Z", ep, &with_clearcount);
-    assert!(wait_runs(&dir, 1, WAIT), "no upload child ran");
+    set_mode(dir, "on", "2026-11-08T12:00:00Z");
+    run_lite(dir, "2026-11-10T10:00:00Z", ep, &with_clearcount);
+    assert!(wait_runs(dir, 1, WAIT), "no upload child ran");
     assert!(server.stored().is_empty(), "the week in progress was sent");
 
     // The next week: the child (`clearcount upload --child`) sends week 2026-11-09.
-    run_lite(&dir, "2026-11-17T10:00:00Z", ep, &with_clearcount);
-    assert!(wait_runs(&dir, 2, WAIT), "no second upload child");
+    run_lite(dir, "2026-11-17T10:00:00Z", ep, &with_clearcount);
+    assert!(wait_runs(dir, 2, WAIT), "no second upload child");
     let stored = server.stored();
     assert_eq!(stored.len(), 1, "{stored:?}\n{}", server.output());
     let r: serde_json::Value = serde_json::from_str(&stored[0]).unwrap();
@@ -60,14 +55,14 @@ fn a_recording_only_tool_uploads_through_the_clearcount_command() {
         "{r}"
     );
     let copy =
-        std::fs::read_to_string(upload_state(&dir).join("weeks/2026-11-09.sent.json")).unwrap();
+        std::fs::read_to_string(upload_state(dir).join("weeks/2026-11-09.sent.json")).unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&copy).unwrap(), r);
 
     // Without a `clearcount` command the tool still runs as usual; the day's upload is skipped
     // and the debug log says why.
-    run_lite(&dir, "2026-11-18T10:00:00Z", ep, &tmp.path().join("empty"));
+    run_lite(dir, "2026-11-18T10:00:00Z", ep, &s.tmp.path().join("empty"));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(finished_runs(&dir), 2);
+    assert_eq!(finished_runs(dir), 2);
     let debug = std::fs::read_to_string(dir.join("debug.log")).unwrap();
     assert!(
         debug.contains("no `clearcount` command beside this tool or on PATH"),
@@ -76,19 +71,19 @@ fn a_recording_only_tool_uploads_through_the_clearcount_command() {
 
     // A stray or forged child invocation does nothing: no token of the day holds its nonce.
     let forged = clearcount(
-        &dir,
+        dir,
         "2026-11-18T11:00:00Z",
         &[
             "upload",
             "--child",
             "2026-11-18:1-2",
             "--server",
-            &url,
+            url,
             "--log-key",
-            &key,
+            key,
         ],
     );
     assert!(!forged.status.success());
-    assert_eq!(finished_runs(&dir), 2);
+    assert_eq!(finished_runs(dir), 2);
     assert_eq!(server.stored().len(), 1);
 }

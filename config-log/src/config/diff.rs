@@ -553,7 +553,7 @@ fn list_delta(o: &[String], n: &[String]) -> String {
     }
 }
 
-fn kind_name(kind: CounterKind) -> &'static str {
+pub(super) fn kind_name(kind: CounterKind) -> &'static str {
     match kind {
         CounterKind::Count => "count",
         CounterKind::Category => "category",

@@ -34,10 +34,12 @@
 //! # Ok::<(), clearcount_config_log::config::ConfigError>(())
 //! ```
 
+mod consent;
 mod diff;
 mod lint;
 mod schema;
 
+pub use consent::{Widening, widening};
 pub use diff::{Change, CounterView, NO_RR_MARKER, ProgramBudget, ReviewDiff, diff};
 pub use lint::{
     KNOWN_ARCH, KNOWN_OS, LintProblem, MAX_COUNTER_EPSILON, MAX_COUNTERS_PER_PROGRAM,

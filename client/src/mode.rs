@@ -1,23 +1,36 @@
 //! Modes and consent: `off`, `local` (the default) and `on`, with the date each was set.
 //!
-//! The mode file (`<dir>/mode`) is a small text file written by `clearcount on|off|local`:
+//! The mode file (`<dir>/mode`) is a small text file written by `clearcount on|off|local` and a
+//! tool's own `TOOL telemetry on|off|local`:
 //!
 //! ```text
 //! # clearcount consent settings: change them with `clearcount on|off|local`
 //! mode local 2026-11-20T10:00:00Z
-//! program ripgrep off 2026-11-21T09:30:00Z
+//! program ripgrep on 2026-11-21T09:30:00Z
+//! program fd off 2026-11-22T08:00:00Z
+//! consent ripgrep telemetry.example.org/config 6
 //! retention-weeks 8
 //! notify-uploads on
 //! ```
+//!
+//! Consent is per program and per config (DESIGN.md section 3). A program uploads only when its
+//! own line says `on` and a `consent` line names the log origin and the config index the user
+//! was shown when they said yes; a later config is used for it only if it asks for no more
+//! (see `clearcount_config_log::config::widening`). The `mode` line applies to programs without
+//! a line of their own and only ever lowers: `off` or `local` for every program at once. A
+//! `mode on` line (written by clearcount before consent was per program) and a `program ... on`
+//! line without a `consent` line keep recording on, but upload nothing until the user confirms
+//! per program.
 //!
 //! The environment can only lower the mode: `DO_NOT_TRACK` set to anything but empty, `0` or
 //! `false` means `off`, and `CLEARCOUNT_MODE=off|local` lowers it.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fs;
 use std::str::FromStr;
 
-use crate::clock;
+use crate::{Layout, clock, report};
 
 /// The environment variable that turns everything off when set to anything but empty, `0`, `false`.
 pub const DO_NOT_TRACK_ENV: &str = "DO_NOT_TRACK";
@@ -77,6 +90,15 @@ pub struct ModeSetting {
     pub since: Option<i64>,
 }
 
+/// The config a user agreed to for one program: the log it is in and its index there.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Consent {
+    /// The log origin (the name of the log's key).
+    pub origin: String,
+    /// The log index of the config the user was shown.
+    pub index: u64,
+}
+
 /// The parsed mode file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModeFile {
@@ -84,6 +106,8 @@ pub struct ModeFile {
     pub global: Option<ModeSetting>,
     /// Per-program overrides.
     pub programs: BTreeMap<String, ModeSetting>,
+    /// Per program: the config the user agreed to when they opted it in.
+    pub consents: BTreeMap<String, Consent>,
     /// How many weeks of local reports to keep (`None`: the default, 8).
     pub retention_weeks: Option<u32>,
     /// Whether host tools print one line on stderr after an upload happened (default: no).
@@ -149,6 +173,17 @@ impl ModeFile {
                     let s = setting(m, rest.first()).ok_or_else(bad)?;
                     out.programs.insert((*name).to_string(), s);
                 }
+                ["consent", name, origin, index] => {
+                    if !crate::valid_program_name(name) || !valid_origin(origin) {
+                        return Err(bad());
+                    }
+                    let index = index.parse().map_err(|_| bad())?;
+                    let consent = Consent {
+                        origin: (*origin).to_string(),
+                        index,
+                    };
+                    out.consents.insert((*name).to_string(), consent);
+                }
                 ["retention-weeks", n] => {
                     let n: u32 = n.parse().map_err(|_| bad())?;
                     if n == 0 || n > MAX_RETENTION_WEEKS {
@@ -184,6 +219,9 @@ impl ModeFile {
         for (name, set) in &self.programs {
             line(&mut s, format!("program {name} "), set);
         }
+        for (name, c) in &self.consents {
+            s.push_str(&format!("consent {name} {} {}\n", c.origin, c.index));
+        }
         if let Some(n) = self.retention_weeks {
             s.push_str(&format!("retention-weeks {n}\n"));
         }
@@ -208,6 +246,135 @@ impl ModeFile {
     /// The retention in weeks.
     pub fn retention(&self) -> u32 {
         self.retention_weeks.unwrap_or(DEFAULT_RETENTION_WEEKS)
+    }
+
+    /// The consent under which `program` may upload, and since when: only when the program's
+    /// own line says `on` with a date and a `consent` line names its config. The environment
+    /// ceiling is the caller's to apply.
+    pub fn consent_for(&self, program: &str) -> Option<(&Consent, i64)> {
+        let s = self.programs.get(program)?;
+        if s.mode != Mode::On {
+            return None;
+        }
+        Some((self.consents.get(program)?, s.since?))
+    }
+
+    /// Whether any program may upload (before the environment ceiling).
+    pub fn any_consent(&self) -> bool {
+        self.consents.keys().any(|p| self.consent_for(p).is_some())
+    }
+
+    /// Whether `program` is in mode `on` without a consent on record (a mode file of an earlier
+    /// clearcount, whose `on` covered every program): it records, but uploads nothing until the
+    /// user confirms.
+    pub fn on_without_consent(&self, program: &str) -> bool {
+        self.setting_for(program).mode == Mode::On && self.consent_for(program).is_none()
+    }
+
+    /// Opts `program` in under `consent`, as of `now`.
+    pub fn opt_in(&mut self, program: &str, consent: Consent, now: i64) {
+        let on = ModeSetting {
+            mode: Mode::On,
+            since: Some(now),
+        };
+        self.programs.insert(program.to_string(), on);
+        self.consents.insert(program.to_string(), consent);
+    }
+
+    /// Sets `program` to `off` or `local` as of `now`, withdrawing its consent.
+    pub fn lower_program(&mut self, program: &str, mode: Mode, now: i64) {
+        debug_assert!(mode != Mode::On, "opting in goes through opt_in");
+        let setting = ModeSetting {
+            mode,
+            since: Some(now),
+        };
+        self.programs.insert(program.to_string(), setting);
+        self.consents.remove(program);
+    }
+
+    /// Lowers every program at once: `off` for all (every override removed), or `local` (every
+    /// program that was `on` becomes `local`; programs that are `off` stay off). Every consent
+    /// is withdrawn.
+    pub fn lower_all(&mut self, mode: Mode, now: i64) {
+        debug_assert!(mode != Mode::On, "opting in is per program");
+        let setting = ModeSetting {
+            mode,
+            since: Some(now),
+        };
+        self.global = Some(setting);
+        self.consents.clear();
+        if mode == Mode::Off {
+            self.programs.clear();
+        } else {
+            for s in self.programs.values_mut() {
+                if s.mode == Mode::On {
+                    *s = setting;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `origin` can stand in a `consent` line: a log key's name (no spaces, no `+`).
+fn valid_origin(origin: &str) -> bool {
+    !origin.is_empty()
+        && origin.len() <= 256
+        && !origin
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '+')
+}
+
+/// Reads the mode file of `layout`: a missing file means the defaults; an unreadable or damaged
+/// one is an error, which every reader takes as `off` (the safe reading of a file it cannot
+/// understand).
+pub fn read(layout: &Layout) -> Result<ModeFile, String> {
+    match fs::read(layout.mode_file()) {
+        Ok(b) => ModeFile::parse(&b).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ModeFile::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", layout.mode_file().display())),
+    }
+}
+
+/// Changes the mode file under the exclusive [`ConsentLock`]: reads it (a damaged file is
+/// replaced: the user is stating their choice now), applies `change`, writes it atomically.
+/// While an uploader holds the shared lock (it re-reads consent and sends one request), this
+/// waits for that request to end; once it returns, no request is started without seeing the
+/// change.
+pub fn update(layout: &Layout, change: impl FnOnce(&mut ModeFile)) -> Result<ModeFile, String> {
+    fs::create_dir_all(layout.root())
+        .map_err(|e| format!("creating {}: {e}", layout.root().display()))?;
+    let _lock = ConsentLock::exclusive(layout);
+    let mut mf = read(layout).unwrap_or_default();
+    change(&mut mf);
+    report::write_atomic(&layout.mode_file(), mf.render().as_bytes())
+        .map_err(|e| format!("writing {}: {e}", layout.mode_file().display()))?;
+    Ok(mf)
+}
+
+/// A lock that orders consent changes before upload requests: writers of the mode file hold it
+/// exclusively, an uploader holds it shared from re-reading consent until its request ends. It
+/// is an advisory lock on the clearcount directory itself, so it adds no file (on systems
+/// without directory locks it is a no-op, and the re-read alone decides).
+#[derive(Debug)]
+pub struct ConsentLock {
+    _dir: Option<fs::File>,
+}
+
+impl ConsentLock {
+    /// Takes the lock exclusively (blocks while an upload request is in flight).
+    pub fn exclusive(layout: &Layout) -> ConsentLock {
+        let dir = fs::File::open(layout.root())
+            .ok()
+            .filter(|d| d.lock().is_ok());
+        ConsentLock { _dir: dir }
+    }
+
+    /// Takes the lock shared (blocks while consent is being written).
+    pub fn shared(layout: &Layout) -> ConsentLock {
+        let dir = fs::File::open(layout.root())
+            .ok()
+            .filter(|d| d.lock_shared().is_ok());
+        ConsentLock { _dir: dir }
     }
 }
 
@@ -270,12 +437,63 @@ mod tests {
     }
 
     #[test]
+    fn consent_is_per_program_and_lowering_is_global() {
+        let mut f = ModeFile::default();
+        let c = |index| Consent {
+            origin: "o.example/config".into(),
+            index,
+        };
+        f.opt_in("greet", c(3), 100);
+        assert_eq!(f.consent_for("greet"), Some((&c(3), 100)));
+        assert_eq!(f.consent_for("wave"), None);
+        assert_eq!(f.setting_for("wave").mode, Mode::Local);
+        assert!(f.any_consent());
+        let text = f.render();
+        assert!(
+            text.contains("consent greet o.example/config 3\n"),
+            "{text}"
+        );
+        assert_eq!(ModeFile::parse(text.as_bytes()).unwrap(), f);
+        f.lower_program("greet", Mode::Local, 200);
+        assert_eq!(f.consent_for("greet"), None);
+        assert!(!f.any_consent());
+        f.opt_in("greet", c(4), 300);
+        f.lower_program("wave", Mode::Off, 300);
+        f.lower_all(Mode::Local, 400);
+        assert_eq!(f.setting_for("greet").mode, Mode::Local);
+        assert_eq!(f.setting_for("wave").mode, Mode::Off, "local never raises");
+        assert!(f.consents.is_empty());
+        f.opt_in("greet", c(4), 500);
+        f.lower_all(Mode::Off, 600);
+        assert!(f.programs.is_empty() && f.consents.is_empty());
+        assert_eq!(f.setting_for("greet").mode, Mode::Off);
+    }
+
+    #[test]
+    fn old_mode_files_keep_working_without_uploading() {
+        // Written by clearcount before consent was per program.
+        let f =
+            ModeFile::parse(b"mode on 2026-11-20T10:00:00Z\nprogram fd on 2026-11-21T10:00:00Z\n")
+                .unwrap();
+        assert_eq!(f.setting_for("greet").mode, Mode::On, "it still records");
+        assert!(f.on_without_consent("greet") && f.on_without_consent("fd"));
+        assert!(!f.any_consent());
+        // A consent line without an `on` line of its program grants nothing.
+        let f = ModeFile::parse(b"mode on\nconsent greet o.example/config 1\n").unwrap();
+        assert_eq!(f.consent_for("greet"), None);
+    }
+
+    #[test]
     fn rejects_damage() {
         assert!(ModeFile::parse(b"mode maybe").is_err());
         assert!(ModeFile::parse(b"mode on yesterday").is_err());
         assert!(ModeFile::parse(b"\xff").is_err());
         assert!(ModeFile::parse(b"retention-weeks 0").is_err());
         assert!(ModeFile::parse(b"program Bad/Name on").is_err());
+        assert!(ModeFile::parse(b"consent greet o.example/config").is_err());
+        assert!(ModeFile::parse(b"consent greet o.example/config x").is_err());
+        assert!(ModeFile::parse(b"consent greet a+b 1").is_err());
+        assert!(ModeFile::parse(b"consent Greet o.example/config 1").is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::clock::{self, Week};
 use crate::counter::{Category, Counter, LabelCell, MAX_LABELS, saturating_add};
 use crate::file::CounterFile;
 use crate::format::Meta;
-use crate::mode::{self, Mode, ModeFile};
+use crate::mode::{self, Mode};
 use crate::{Layout, report};
 
 /// Not started yet: increments are kept in memory.
@@ -28,6 +28,9 @@ static EPOCH: AtomicU64 = AtomicU64::new(1);
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 static REGISTRY: Mutex<Vec<Reg>> = Mutex::new(Vec::new());
 static DEBUG_LOG: OnceLock<PathBuf> = OnceLock::new();
+/// The program this process started as (the embedded consent commands act on it).
+#[cfg(feature = "cli")]
+static HOST_PROGRAM: OnceLock<String> = OnceLock::new();
 
 // The week timer is a thread, and a thread costs a short-lived tool more than everything else
 // clearcount does at start. So it starts only once the process shows it is not short-lived:
@@ -194,6 +197,8 @@ impl Settings {
         if STARTED.swap(true, Ordering::SeqCst) {
             return;
         }
+        #[cfg(feature = "cli")]
+        let _ = HOST_PROGRAM.set(self.program.clone());
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| start_inner(self)));
         if !matches!(ok, Ok(true)) {
             STATE.store(DISABLED, Ordering::SeqCst);
@@ -233,6 +238,13 @@ pub fn start(program: &str, version: &str) {
     Settings::new(program, version).start();
 }
 
+/// The program name this process passed to its start function, if it called one (the
+/// embedded consent commands, `TOOL telemetry on|off|local`, act on that program).
+#[cfg(feature = "cli")]
+pub(crate) fn host_program() -> Option<&'static str> {
+    HOST_PROGRAM.get().map(String::as_str)
+}
+
 /// Whether this process is recording into a counter file right now.
 pub fn recording() -> bool {
     STATE.load(Ordering::Relaxed) == ACTIVE
@@ -247,16 +259,6 @@ pub fn __set_disabled_for_benchmarks(disabled: bool) {
     }
 }
 
-/// Reads the mode file: a missing file means the defaults; an unreadable or damaged one means
-/// `off` (the safe reading of a file we cannot understand).
-pub(crate) fn read_mode_file(layout: &Layout) -> Result<ModeFile, String> {
-    match fs::read(layout.mode_file()) {
-        Ok(b) => ModeFile::parse(&b).map_err(|e| e.to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ModeFile::default()),
-        Err(e) => Err(format!("cannot read {}: {e}", layout.mode_file().display())),
-    }
-}
-
 fn start_inner(s: Settings) -> bool {
     if mode::environment_ceiling() == Mode::Off {
         return false;
@@ -268,7 +270,7 @@ fn start_inner(s: Settings) -> bool {
         return false;
     };
     let layout = Layout::new(root);
-    let Ok(mode_file) = read_mode_file(&layout) else {
+    let Ok(mode_file) = mode::read(&layout) else {
         return false;
     };
     let mode = mode::effective(

@@ -44,20 +44,18 @@ fn help_is_complete() {
 fn consent_commands() {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
-    // Not a terminal and no --yes: refuse, change nothing.
-    let out = cc(dir.path(), &["on"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--yes"));
-    assert!(text(&out.stdout).contains("No tool has told clearcount where it uploads yet"));
-    assert!(!layout.mode_file().exists());
-
-    let out = cc(dir.path(), &["on", "--yes"]);
-    assert!(out.status.success(), "{out:?}");
-    let status = text(&cc(dir.path(), &["status"]).stdout);
-    assert!(
-        status.contains("mode: on (since 2026-11-18T12:00:00Z)"),
-        "{status}"
-    );
+    // No server known: no config can be shown, so nothing changes and `on` fails, with or
+    // without --yes.
+    for args in [&["on"][..], &["on", "--yes"]] {
+        let out = cc(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            text(&out.stderr).contains("no tool has told clearcount where it uploads"),
+            "{out:?}"
+        );
+        assert!(text(&out.stderr).contains("nothing changed"), "{out:?}");
+        assert!(!layout.mode_file().exists());
+    }
 
     assert!(
         cc(dir.path(), &["off", "--program", "greet"])
@@ -65,24 +63,30 @@ fn consent_commands() {
             .success()
     );
     let status = text(&cc(dir.path(), &["status"]).stdout);
-    assert!(status.contains("override for greet: off"), "{status}");
+    assert!(
+        status.contains("  greet: off (since 2026-11-18T12:00:00Z)"),
+        "{status}"
+    );
     assert!(
         !cc(dir.path(), &["off", "--program", "Bad Name"])
             .status
             .success()
     );
 
+    // `local` for every program never raises one that is off.
     assert!(cc(dir.path(), &["local"]).status.success());
+    let status = text(&cc(dir.path(), &["status"]).stdout);
+    assert!(status.starts_with("mode: local (since"), "{status}");
+    assert!(status.contains("  greet: off (since"), "{status}");
     assert!(
         cc(dir.path(), &["local", "--program", "greet"])
             .status
             .success()
     );
     let status = text(&cc(dir.path(), &["status"]).stdout);
-    assert!(status.contains("mode: local (since"), "{status}");
-    assert!(status.contains("override for greet: local"), "{status}");
+    assert!(status.contains("  greet: local (since"), "{status}");
 
-    // Environment shown and respected.
+    // The environment's override is said first, in so many words.
     let out = command(
         Path::new(env!("CARGO_BIN_EXE_clearcount")),
         Some(dir.path()),
@@ -91,7 +95,13 @@ fn consent_commands() {
     .arg("status")
     .output()
     .unwrap();
-    assert!(text(&out.stdout).contains("DO_NOT_TRACK"));
+    let status = text(&out.stdout);
+    assert!(
+        status.starts_with("mode: off here: DO_NOT_TRACK"),
+        "{status}"
+    );
+    assert!(status.contains("greet: local (since"), "{status}");
+    assert!(status.contains("; off here (environment)"), "{status}");
 }
 
 #[test]

@@ -65,17 +65,26 @@ fn do_not_track_zero_or_false_does_not_turn_off() {
 fn mode_file_off_and_overrides() {
     let home = tempfile::tempdir().unwrap();
     let cc = home.path().join("cc");
-    // `greet telemetry off` (the embedded consent command) writes the mode file (this very run
-    // was still recorded: it started before the command ran).
+    // `greet telemetry off` (the embedded consent command) writes the mode file for greet
+    // alone (this very run was still recorded: it started before the command ran).
     let out = command(&example("greet"), Some(&cc))
         .args(["telemetry", "off"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("off"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("off for program greet"));
+    let mode = std::fs::read_to_string(cc.join("mode")).unwrap();
+    assert!(mode.contains("\nprogram greet off 20"), "{mode}");
+    assert!(!mode.contains("\nmode "), "{mode}");
+    run_in_home(home.path(), Some(&cc), &[]);
+    // `--all` lowers every program from a tool's own command too.
+    let out = command(&example("greet"), Some(&cc))
+        .args(["telemetry", "off", "--all"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("off for every program"));
     let mode = std::fs::read_to_string(cc.join("mode")).unwrap();
     assert!(mode.contains("\nmode off 20"), "{mode}");
-    run_in_home(home.path(), Some(&cc), &[]);
 
     // Global local, greet off: greet records nothing, hammer records.
     let cc = home.path().join("cc2");

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use clearcount::format::{self, Meta};
-use clearcount::mode::{Mode, ModeFile, ModeSetting};
+use clearcount::mode::{Consent, Mode, ModeFile, ModeSetting};
 use clearcount::{LocalReport, Week};
 use proptest::prelude::*;
 
@@ -70,7 +70,7 @@ proptest! {
     }
 
     #[test]
-    fn mode_file_text_never_panics(text in "(mode|program|retention-weeks|#| |on|off|local|[a-z]{1,5}|[0-9]{1,3}|2026-11-16T00:00:00Z|\n){0,40}") {
+    fn mode_file_text_never_panics(text in "(mode|program|consent|retention-weeks|#| |on|off|local|[a-z]{1,5}|[0-9]{1,3}|2026-11-16T00:00:00Z|\n){0,40}") {
         let _ = ModeFile::parse(text.as_bytes());
     }
 
@@ -78,6 +78,7 @@ proptest! {
     fn mode_files_round_trip(
         global in proptest::option::of((0u8..3, proptest::option::of(0i64..4_000_000_000))),
         programs in proptest::collection::btree_map("[a-z0-9][a-z0-9._/-]{0,20}", (0u8..3, proptest::option::of(0i64..4_000_000_000)), 0..5),
+        consents in proptest::collection::btree_map("[a-z0-9][a-z0-9._/-]{0,20}", ("[a-z0-9.]{1,10}/[a-z]{1,8}", any::<u64>()), 0..5),
         retention in proptest::option::of(1u32..=520),
         notify in any::<bool>(),
     ) {
@@ -85,6 +86,7 @@ proptest! {
         let f = ModeFile {
             global: global.map(|(m, since)| ModeSetting { mode: mode(m), since }),
             programs: programs.into_iter().map(|(k, (m, since))| (k, ModeSetting { mode: mode(m), since })).collect(),
+            consents: consents.into_iter().map(|(k, (origin, index))| (k, Consent { origin, index })).collect(),
             retention_weeks: retention,
             notify_uploads: notify,
         };

@@ -37,7 +37,7 @@ use clearcount::Layout;
 use clearcount::clock::Week;
 use clearcount::file::CounterFile;
 use clearcount::format::Meta;
-use clearcount::mode::{Mode, ModeFile, ModeSetting};
+use clearcount::mode::{Consent, Mode, ModeFile};
 use clearcount::upload::run::{
     self as client_run, HttpTransport, PostResult, RunOptions, Transport,
 };
@@ -166,6 +166,8 @@ struct Job {
     weeks: Vec<String>,
     /// When every install opted in (before the first week).
     opt_in: i64,
+    /// The log index of the config every install agreed to (the latest).
+    config_index: u64,
     /// The instant of the upload runs.
     now: i64,
     threads: usize,
@@ -323,6 +325,7 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
         seed: args.seed,
         weeks: sim_weeks.iter().map(ToString::to_string).collect(),
         opt_in,
+        config_index: index,
         now,
         threads: args.threads as usize,
         keep: Some(0),
@@ -724,15 +727,17 @@ fn install(
     let layout = Layout::new(&dir);
     std::fs::create_dir_all(layout.local())
         .map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let consent = ModeFile {
-        global: Some(ModeSetting {
-            mode: Mode::On,
-            since: Some(job.opt_in),
-        }),
-        ..ModeFile::default()
-    };
-    std::fs::write(layout.mode_file(), consent.render()).map_err(|e| format!("mode file: {e}"))?;
+    // Every install opted in each program under the latest config, before the first week.
     let specs = model::programs();
+    let mut consent = ModeFile::default();
+    for spec in &specs {
+        let agreed = Consent {
+            origin: ORIGIN.to_string(),
+            index: job.config_index,
+        };
+        consent.opt_in(spec.name, agreed, job.opt_in);
+    }
+    std::fs::write(layout.mode_file(), consent.render()).map_err(|e| format!("mode file: {e}"))?;
     let mut used_weeks = 0;
     for (t, week) in weeks.iter().enumerate() {
         let mut used = false;
@@ -758,18 +763,23 @@ fn install(
         }
         used_weeks += u64::from(used);
     }
-    let opts = RunOptions {
-        dry_run: false,
-        now: job.now,
-        ceiling: Mode::On,
-    };
-    let summary = client_run::run(&layout, endpoint, &opts, transport);
-    let sent = summary.sent.len() as u64;
-    let unsampled = summary
-        .weeks
-        .iter()
-        .filter(|w| w.why.starts_with("not sampled"))
-        .count() as u64;
+    // One upload run a day (a run sends at most one report), until every week is decided.
+    let (mut sent, mut unsampled) = (0, 0);
+    let mut summary = client_run::RunSummary::default();
+    for day in 0..weeks.len().max(1) as i64 {
+        let opts = RunOptions {
+            dry_run: false,
+            now: job.now + day * 86_400,
+            ceiling: Mode::On,
+        };
+        summary = client_run::run(&layout, endpoint, &opts, transport);
+        sent += summary.sent.len() as u64;
+        unsampled += summary
+            .weeks
+            .iter()
+            .filter(|w| w.why.starts_with("not sampled ("))
+            .count() as u64;
+    }
     out.sent += sent;
     out.unsampled += unsampled;
     if job.keep != Some(i) {

@@ -24,22 +24,25 @@
 //! }
 //! ```
 
+mod consent;
+mod status;
+
 use std::fmt::Write as _;
-use std::fs;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 
+use crate::Layout;
 use crate::clock::{self, Week};
-use crate::mode::{self, Mode, ModeFile, ModeSetting};
+use crate::mode::{self, Mode, ModeFile};
 use crate::report::{self, LocalReport, ReportError};
 use crate::upload::run::{self as upload_run, HttpTransport, RunOptions};
-use crate::upload::state::{self as upload_state, Endpoint, LogState, WeekState};
-use crate::upload::verify::{self, ConfigFetchError};
-use crate::{Layout, file};
+use crate::upload::state::{self as upload_state, Endpoint, LogState};
+use crate::upload::verify;
 use clearcount_config_log::config::{Config, CounterKind};
+use consent::Scope;
 
 /// The `clearcount` command.
 #[derive(Debug, Parser)]
@@ -111,9 +114,14 @@ pub enum TelemetryAction {
     /// Opt in: record locally and upload sampled, privatized weekly reports.
     ///
     /// First fetches the counter config from the server's transparency log, verifies it with
-    /// the pinned log key, and shows every program and counter that may be reported, with its
-    /// rationale, its epsilon and the sample rate. Only weeks that start after now are ever
-    /// uploaded. Asks for confirmation when run in a terminal; scripts pass --yes.
+    /// the pinned log key, and shows every counter that may be reported, with its rationale,
+    /// its epsilon and the sample rate; when you agreed to an earlier config, it shows exactly
+    /// what the new one asks for beyond it. Consent is per program and per config: a tool's own
+    /// `telemetry on` opts in that tool alone; `clearcount on` lists the programs of every
+    /// config it could fetch and verify and opts in those you confirm. A later config that asks
+    /// for more is not used until you confirm again. Only weeks that start after now are ever
+    /// uploaded. If a config cannot be fetched and verified, nothing changes and the command
+    /// fails. Asks for confirmation when run in a terminal; scripts pass --yes.
     ///
     /// The server and key come from --server and --log-key, else from the host tool (`mytool
     /// telemetry on`), else from what tools recorded in the clearcount directory.
@@ -121,7 +129,8 @@ pub enum TelemetryAction {
         /// Confirm without asking (for scripts; required when stdin is not a terminal).
         #[arg(long)]
         yes: bool,
-        /// Change only this program (an override); default: every program.
+        /// Opt in only this program (default: the tool's own program for `TOOL telemetry on`,
+        /// every program of the verified configs for `clearcount on`).
         #[arg(long, value_name = "NAME")]
         program: Option<String>,
         /// Where the server and its log are.
@@ -130,18 +139,27 @@ pub enum TelemetryAction {
     },
     /// Opt out: record nothing, write nothing, send nothing.
     Off {
-        /// Also delete the local counter files and weekly reports (of NAME only with --program).
+        /// Also delete every file clearcount keeps for the scope (counter files, weekly
+        /// reports, upload state and sent copies), and list what was deleted.
         #[arg(long)]
         purge: bool,
-        /// Change only this program (an override); default: every program.
-        #[arg(long, value_name = "NAME")]
+        /// Only this program (default: the tool's own program for `TOOL telemetry off`,
+        /// every program for `clearcount off`).
+        #[arg(long, value_name = "NAME", conflicts_with = "all")]
         program: Option<String>,
+        /// Every program, also from a tool's own `telemetry off`.
+        #[arg(long)]
+        all: bool,
     },
     /// Record and keep weekly reports on this machine only, never upload (the default).
     Local {
-        /// Change only this program (an override); default: every program.
-        #[arg(long, value_name = "NAME")]
+        /// Only this program (default: the tool's own program for `TOOL telemetry local`,
+        /// every program for `clearcount local`, which leaves programs that are off off).
+        #[arg(long, value_name = "NAME", conflicts_with = "all")]
         program: Option<String>,
+        /// Every program, also from a tool's own `telemetry local`.
+        #[arg(long)]
+        all: bool,
     },
     /// Show the mode and since when, overrides, the environment, directories and stored weeks.
     Status,
@@ -275,110 +293,18 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
             program,
             endpoint,
         } => {
-            check_program(program.as_deref())?;
-            let who = who(program.as_deref());
-            writeln!(
-                out,
-                "Turning clearcount on for {who}.\n\n\
-                 In mode on, tools record counters on this machine, reduce them to weekly \
-                 reports in {}, and upload a weekly report only when it is sampled, only for \
-                 counters listed in the public, logged counter config, and only after \
-                 randomized response. Only weeks that start after now are ever uploaded. \
-                 `clearcount status` lists every report sent, and keeps a copy of each.\n",
-                layout.reports().display()
-            )?;
-            let eps = endpoints(layout, &endpoint)?;
-            if eps.is_empty() {
-                writeln!(
-                    out,
-                    "No tool has told clearcount where it uploads yet, so there is no config to \
-                     show. Nothing is uploaded until a tool names its server; run \
-                     `clearcount config show` then, or pass --server and --log-key now."
-                )?;
-            }
-            for ep in &eps {
-                let state = LogState::new(layout, ep.origin());
-                match verify::fetch_verified(ep, &state, None) {
-                    Ok(v) => out.write_all(
-                        describe_config(
-                            &v.config,
-                            v.index,
-                            Some(v.checkpoint.size),
-                            program.as_deref(),
-                        )
-                        .as_bytes(),
-                    )?,
-                    Err(e @ (ConfigFetchError::Alarm(_) | ConfigFetchError::AlarmStanding(_))) => {
-                        bail!(
-                            "the config log of {} failed verification; not turning on.\n{e}\n\
-                             See `clearcount status` and docs/users.md.",
-                            ep.server
-                        )
-                    }
-                    Err(e) => {
-                        writeln!(out, "Could not fetch the config from {}: {e}", ep.server)?;
-                        if let Some((index, bytes)) = state.cached_config()
-                            && let Ok(c) = Config::parse(&bytes)
-                        {
-                            writeln!(out, "The config verified earlier on this machine:")?;
-                            out.write_all(
-                                describe_config(&c, index, None, program.as_deref()).as_bytes(),
-                            )?;
-                        } else {
-                            writeln!(
-                                out,
-                                "Nothing is uploaded until the config can be fetched and verified."
-                            )?;
-                        }
-                    }
-                }
-            }
-            if !yes {
-                if !io::stdin().is_terminal() {
-                    out.flush()?;
-                    eprintln!(
-                        "clearcount: not changing consent without confirmation: stdin is not a \
-                         terminal. Run `clearcount on --yes` to confirm."
-                    );
-                    return Ok(ExitCode::from(2));
-                }
-                write!(out, "\nTurn clearcount on? [y/N] ")?;
-                out.flush()?;
-                let mut line = String::new();
-                io::stdin().lock().read_line(&mut line)?;
-                if !matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
-                    writeln!(out, "Nothing changed.")?;
-                    return Ok(ExitCode::from(2));
-                }
-            }
-            set_mode(layout, program.as_deref(), Mode::On)?;
-            writeln!(out, "clearcount is on for {who}.")?;
-            note_environment(out)?;
+            let scope = Scope::of(program, false)?;
+            return consent::on(layout, &scope, &endpoint, yes, out);
         }
-        TelemetryAction::Off { purge, program } => {
-            check_program(program.as_deref())?;
-            set_mode(layout, program.as_deref(), Mode::Off)?;
-            writeln!(
-                out,
-                "clearcount is off for {}: nothing is recorded or sent.",
-                who(program.as_deref())
-            )?;
-            if purge {
-                let n = purge_data(layout, program.as_deref())?;
-                writeln!(out, "Deleted {n} local file(s).")?;
-            }
+        TelemetryAction::Off {
+            purge,
+            program,
+            all,
+        } => consent::lower(layout, &Scope::of(program, all)?, Mode::Off, purge, out)?,
+        TelemetryAction::Local { program, all } => {
+            consent::lower(layout, &Scope::of(program, all)?, Mode::Local, false, out)?
         }
-        TelemetryAction::Local { program } => {
-            check_program(program.as_deref())?;
-            set_mode(layout, program.as_deref(), Mode::Local)?;
-            writeln!(
-                out,
-                "clearcount is local for {}: counters and weekly reports stay on this machine.",
-                who(program.as_deref())
-            )?;
-            note_environment(out)?;
-        }
-        TelemetryAction::Status => status(layout, out)?,
+        TelemetryAction::Status => status::status(layout, out)?,
         TelemetryAction::View { week, json } => view(layout, week.as_deref(), json, out)?,
         TelemetryAction::Export { week } => {
             let w = parse_week(&week)?;
@@ -413,12 +339,8 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
         }
         TelemetryAction::Config(c) => return config_command(layout, c, out),
         TelemetryAction::Notify { state } => {
-            let mut mf = read_modes(layout).unwrap_or_default();
-            mf.notify_uploads = state == "on";
-            fs::create_dir_all(layout.root())
-                .with_context(|| format!("creating {}", layout.root().display()))?;
-            report::write_atomic(&layout.mode_file(), mf.render().as_bytes())
-                .with_context(|| format!("writing {}", layout.mode_file().display()))?;
+            let mf = mode::update(layout, |mf| mf.notify_uploads = state == "on")
+                .map_err(|e| anyhow!(e))?;
             writeln!(
                 out,
                 "{}",
@@ -448,27 +370,11 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
-fn who(program: Option<&str>) -> String {
-    match program {
-        Some(p) => format!("program {p}"),
-        None => "every program".to_string(),
-    }
-}
-
-fn check_program(program: Option<&str>) -> Result<()> {
-    match program {
-        Some(p) if !crate::valid_program_name(p) => {
-            bail!("{p:?} is not a program name (lowercase letters, digits and ._/-)")
-        }
-        _ => Ok(()),
-    }
-}
-
 fn parse_week(s: &str) -> Result<Week> {
     Week::parse(s).ok_or_else(|| anyhow!("{s:?} is not a week: give its Monday as YYYY-MM-DD"))
 }
 
-fn note_environment(out: &mut dyn Write) -> Result<()> {
+pub(super) fn note_environment(out: &mut dyn Write) -> Result<()> {
     match mode::environment_ceiling() {
         Mode::Off => writeln!(
             out,
@@ -484,81 +390,13 @@ fn note_environment(out: &mut dyn Write) -> Result<()> {
 }
 
 fn read_modes(layout: &Layout) -> Result<ModeFile> {
-    crate::runtime::read_mode_file(layout).map_err(|e| anyhow!(e))
+    mode::read(layout).map_err(|e| anyhow!(e))
 }
 
 fn retention(layout: &Layout) -> u32 {
     read_modes(layout)
         .map(|m| m.retention())
         .unwrap_or(mode::DEFAULT_RETENTION_WEEKS)
-}
-
-fn set_mode(layout: &Layout, program: Option<&str>, mode: Mode) -> Result<()> {
-    // A damaged mode file is replaced: the user is stating their choice now.
-    let mut mf = read_modes(layout).unwrap_or_default();
-    let setting = ModeSetting {
-        mode,
-        since: Some(clock::now_unix()),
-    };
-    match program {
-        Some(p) => {
-            mf.programs.insert(p.to_string(), setting);
-        }
-        None => mf.global = Some(setting),
-    }
-    fs::create_dir_all(layout.root())
-        .with_context(|| format!("creating {}", layout.root().display()))?;
-    report::write_atomic(&layout.mode_file(), mf.render().as_bytes())
-        .with_context(|| format!("writing {}", layout.mode_file().display()))?;
-    Ok(())
-}
-
-fn purge_data(layout: &Layout, program: Option<&str>) -> Result<usize> {
-    let mut n = 0;
-    match program {
-        None => {
-            for dir in [layout.local(), layout.reports()] {
-                if dir.exists() {
-                    n += fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-                    fs::remove_dir_all(&dir)
-                        .with_context(|| format!("deleting {}", dir.display()))?;
-                }
-            }
-            if fs::remove_file(layout.debug_log()).is_ok() {
-                n += 1;
-            }
-        }
-        Some(p) => {
-            for (_, path) in report::counter_files(layout) {
-                let mine = match file::read_snapshot(&path) {
-                    Ok(s) => s.meta.program == p,
-                    Err(_) => false,
-                };
-                if mine {
-                    fs::remove_file(&path)
-                        .with_context(|| format!("deleting {}", path.display()))?;
-                    n += 1;
-                }
-            }
-            for w in report::report_weeks(layout) {
-                let Ok(Some(mut r)) = report::read_report(layout, w) else {
-                    continue;
-                };
-                let before = r.programs.len();
-                let left = r.retain_program(|name| name != p);
-                if r.programs.len() == before {
-                    continue;
-                }
-                n += 1;
-                if left {
-                    report::write_atomic(&layout.report(w), r.to_json().as_bytes())?;
-                } else {
-                    fs::remove_file(layout.report(w))?;
-                }
-            }
-        }
-    }
-    Ok(n)
 }
 
 fn reduce_quietly(layout: &Layout) {
@@ -568,82 +406,9 @@ fn reduce_quietly(layout: &Layout) {
     }
 }
 
-fn describe(s: &ModeSetting) -> String {
-    match s.since {
-        Some(t) => format!("{} (since {})", s.mode, clock::format_rfc3339(t)),
-        None => s.mode.to_string(),
-    }
-}
-
-fn status(layout: &Layout, out: &mut dyn Write) -> Result<()> {
-    let mut s = String::new();
-    match read_modes(layout) {
-        Ok(mf) => {
-            match &mf.global {
-                Some(g) => writeln!(s, "mode: {}", describe(g))?,
-                None => writeln!(s, "mode: local (the default; never changed)")?,
-            }
-            for (p, set) in &mf.programs {
-                writeln!(s, "  override for {p}: {}", describe(set))?;
-            }
-            writeln!(s, "retention: {} weeks", mf.retention())?;
-        }
-        Err(e) => writeln!(s, "mode: off (the mode file cannot be used: {e})")?,
-    }
-    match mode::environment_ceiling() {
-        Mode::Off => writeln!(
-            s,
-            "environment: DO_NOT_TRACK or CLEARCOUNT_MODE=off: everything is off here"
-        )?,
-        Mode::Local => writeln!(
-            s,
-            "environment: CLEARCOUNT_MODE=local: nothing is uploaded here"
-        )?,
-        Mode::On => {}
-    }
-    writeln!(s, "directory: {}", layout.root().display())?;
-    upload_status(layout, &mut s)?;
-    let now = clock::now_unix();
-    let current = Week::containing(now);
-    writeln!(
-        s,
-        "current week: {current} (ends {})",
-        clock::format_rfc3339(current.end_unix())
-    )?;
-    let files = report::counter_files(layout);
-    let pending: std::collections::BTreeSet<Week> = files
-        .iter()
-        .map(|(w, _)| *w)
-        .filter(|w| *w < current)
-        .collect();
-    let this_week = files.iter().filter(|(w, _)| *w == current).count();
-    writeln!(s, "counter files this week: {this_week}")?;
-    if !pending.is_empty() {
-        let list: Vec<String> = pending.iter().map(Week::to_string).collect();
-        writeln!(s, "ended weeks waiting for reduction: {}", list.join(", "))?;
-    }
-    let weeks = report::report_weeks(layout);
-    if weeks.is_empty() {
-        writeln!(s, "weekly reports: none")?;
-    } else {
-        let list: Vec<String> = weeks.iter().map(Week::to_string).collect();
-        writeln!(s, "weekly reports: {}", list.join(", "))?;
-    }
-    if let Ok(m) = fs::metadata(layout.debug_log()) {
-        writeln!(
-            s,
-            "debug log: {} ({} bytes)",
-            layout.debug_log().display(),
-            m.len()
-        )?;
-    }
-    out.write_all(s.as_bytes())?;
-    Ok(())
-}
-
 /// The endpoints a command works on: --server and --log-key (recorded for next time), else the
 /// host tool's, else every endpoint recorded in the directory.
-fn endpoints(layout: &Layout, args: &EndpointArgs) -> Result<Vec<Endpoint>> {
+pub(super) fn endpoints(layout: &Layout, args: &EndpointArgs) -> Result<Vec<Endpoint>> {
     if let (Some(server), Some(key)) = (&args.server, &args.log_key) {
         let ep = Endpoint::new(server.as_str(), key.as_str());
         ep.check().map_err(|e| anyhow!(e))?;
@@ -761,11 +526,11 @@ fn upload_now(
     let mf = read_modes(layout).unwrap_or_default();
     let mut opts = RunOptions::now();
     opts.dry_run = dry_run;
-    if !crate::upload::any_program_on(&mf, opts.ceiling) {
+    if !crate::upload::any_consent(&mf, opts.ceiling) {
         reduce_quietly(layout);
         writeln!(
             out,
-            "Mode is not on for any program: nothing is sent and the network is not used.\n\
+            "No program is opted in: nothing is sent and the network is not used.\n\
              Weekly reports stay on this machine (`clearcount view`)."
         )?;
         return Ok(ExitCode::SUCCESS);
@@ -913,79 +678,6 @@ fn config_command(layout: &Layout, cmd: ConfigCommand, out: &mut dyn Write) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-fn upload_status(layout: &Layout, s: &mut String) -> Result<()> {
-    let logs = upload_state::logs(layout);
-    if logs.is_empty() {
-        writeln!(s, "uploads: none (no tool has named a server yet)")?;
-        return Ok(());
-    }
-    for st in logs {
-        match st.endpoint() {
-            Some(e) => writeln!(s, "uploads to {} (log {}):", e.server, e.origin())?,
-            None => writeln!(s, "uploads ({}):", st.dir().display())?,
-        }
-        if let Some(a) = st.alarm() {
-            writeln!(
-                s,
-                "  ALARM: the config log failed verification; nothing is uploaded until it is \
-                 cleared (`clearcount config verify`, then `clearcount config clear-alarm`):"
-            )?;
-            for line in a.lines() {
-                writeln!(s, "    {line}")?;
-            }
-        }
-        match st.checkpoint_note().and_then(|n| {
-            clearcount_config_log::checkpoint::Checkpoint::parse_note_unverified(&n).ok()
-        }) {
-            Some(c) => writeln!(s, "  log checkpoint accepted: {} entries", c.size)?,
-            None => writeln!(s, "  log checkpoint accepted: none yet")?,
-        }
-        if let Some((i, _)) = st.cached_config() {
-            writeln!(s, "  config in use: index {i} (`clearcount config show`)")?;
-        }
-        let decided = st.decided_weeks();
-        let sent: Vec<_> = decided
-            .iter()
-            .filter(|(_, w)| *w == WeekState::Sent)
-            .collect();
-        if sent.is_empty() {
-            writeln!(s, "  reports sent: none")?;
-        } else {
-            writeln!(s, "  reports sent (exact copies):")?;
-            for (w, _) in sent {
-                writeln!(s, "    week {w}: {}", st.sent(*w).display())?;
-            }
-        }
-        for (w, state) in &decided {
-            match state {
-                WeekState::Pending => {
-                    writeln!(s, "  week {w}: waiting to be sent (retried daily)")?
-                }
-                WeekState::Rejected(why) => writeln!(
-                    s,
-                    "  week {w}: refused by the server, dropped: {}",
-                    why.trim()
-                )?,
-                WeekState::Unsampled => writeln!(s, "  week {w}: not sampled, nothing sent")?,
-                _ => {}
-            }
-        }
-    }
-    let notify = read_modes(layout)
-        .map(|m| m.notify_uploads)
-        .unwrap_or(false);
-    writeln!(
-        s,
-        "upload notices on stderr: {}",
-        if notify {
-            "on"
-        } else {
-            "off (`clearcount notify on`)"
-        }
-    )?;
-    Ok(())
-}
-
 fn render(r: &LocalReport, label: &str, s: &mut String) -> Result<()> {
     writeln!(s, "week {} ({label})", r.week)?;
     if r.programs.is_empty() {
@@ -1110,8 +802,13 @@ mod tests {
             c.command.0,
             TelemetryAction::Off {
                 purge: true,
-                program: Some("rg".into())
+                program: Some("rg".into()),
+                all: false,
             }
+        );
+        assert!(
+            ClearcountCli::try_parse_from(["clearcount", "off", "--all", "--program", "rg"])
+                .is_err()
         );
         assert!(ClearcountCli::try_parse_from(["clearcount", "export"]).is_err());
         assert!(ClearcountCli::try_parse_from(["clearcount", "upload", "--server", "x"]).is_err());

@@ -7,8 +7,11 @@
 //! - [`verify`]: fetching the latest config from the log and verifying it (signature,
 //!   consistency with the remembered checkpoint, inclusion); failures that are evidence against
 //!   the log raise an alarm that blocks every upload until the user clears it.
-//! - [`run`]: one upload run (reduce, decide each week, verify, build, send), used by the child,
-//!   by `clearcount upload`, and in-process by simulations with an explicit directory and clock.
+//! - [`consent`]: whether a program's report may be sent under a config: the user's consent for
+//!   that program, that log and that config.
+//! - [`run`]: one upload run (reduce, decide each week, verify, build, send one report), used by
+//!   the child, by `clearcount upload`, and in-process by simulations with an explicit directory
+//!   and clock.
 //!
 //! Always, so that a recording-only tool can still hand its uploads on:
 //!
@@ -16,8 +19,9 @@
 //! - The launch at start. The host tool's start function (with [`crate::Settings::upload`])
 //!   costs one `stat` of the day's token file on days when nothing is due. The first process of
 //!   a day creates the token (exclusively: of any number of processes starting at once, exactly
-//!   one wins), records the endpoint and, in mode `on`, starts the upload child detached, with
-//!   stdin, stdout and stderr on the null device:
+//!   one wins), records the endpoint and, when some program has consent, starts the upload
+//!   child detached, with stdout and stderr on the null device and stdin on a pipe from the
+//!   host:
 //!   - with the `upload` feature, the child is the host's own executable, re-executed with the
 //!     marker variable [`CHILD_ENV`] set; in that child, `start` runs one upload and exits, never
 //!     returns into the host's `main` and never spawns again;
@@ -29,9 +33,22 @@
 //!
 //! Either child checks that the day's token holds its nonce before it does anything, so a
 //! stray variable or argument is ignored.
+//!
+//! Opting out always wins. The child first waits (at most [`PARENT_WAIT`]) until its host has
+//! exited, which it sees as the end of its stdin; a consent command run by that host
+//! (`TOOL telemetry off`, say, as the first command of the day) first tells the child to give
+//! up ([`cancel_upload_child`]). Before each request the run re-reads mode and consent under
+//! the consent lock (see [`crate::mode::ConsentLock`]) and sends nothing once either says no.
+//!
+//! The child of a tool that exits before it calls start when run without arguments (a clap
+//! tool with a required subcommand that parses its arguments first) never arrives: the
+//! `child-DAY` marker stays, and the next day's first process notes it in the debug log and in
+//! `clearcount status`. Such a tool calls start before parsing its arguments (docs/integration.md).
 
 #[cfg(feature = "upload")]
 pub mod build;
+#[cfg(feature = "upload")]
+pub mod consent;
 #[cfg(feature = "upload")]
 pub mod run;
 pub mod state;
@@ -40,8 +57,8 @@ pub mod verify;
 
 use std::fs;
 use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 #[cfg(feature = "upload")]
 use std::time::Duration;
 
@@ -58,8 +75,15 @@ pub const CHILD_ENV: &str = "CLEARCOUNT_UPLOAD_CHILD";
 /// The longest an upload child lives.
 #[cfg(feature = "upload")]
 pub const CHILD_DEADLINE: Duration = Duration::from_secs(120);
+/// How long an upload child waits for its host to exit before it starts (a long-running host
+/// keeps its end of the pipe open; the child then goes ahead, still watching for a cancel).
+#[cfg(feature = "upload")]
+pub const PARENT_WAIT: Duration = Duration::from_secs(10);
 
 static HOST_ENDPOINT: OnceLock<Endpoint> = OnceLock::new();
+/// The host's end of its upload child's stdin: writing `cancel` to it, or the host's exit,
+/// releases the child.
+static CHILD_PIPE: Mutex<Option<ChildStdin>> = Mutex::new(None);
 
 /// The endpoint the host tool passed to its start function in this process, if any (the
 /// embedded consent commands use it).
@@ -112,19 +136,53 @@ pub(crate) fn at_start(
         return;
     }
     state.remove_old_tokens(&day);
+    note_lost_children(&state, &day);
     let _ = state.record_endpoint(endpoint);
-    if any_program_on(mf, ceiling) {
-        spawn_child(layout, endpoint, &format!("{day}:{nonce}"));
+    if any_consent(mf, ceiling) {
+        spawn_child(layout, &state, endpoint, &day, &nonce);
     }
 }
 
-/// Whether the mode file and ceiling allow uploading for any program at all.
-pub fn any_program_on(mf: &ModeFile, ceiling: Mode) -> bool {
-    if mode::effective(Mode::On, ceiling) != Mode::On {
-        return false;
+/// Whether the mode file and ceiling let any program upload at all (some program is on with a
+/// consent on record, and the environment does not lower it).
+pub fn any_consent(mf: &ModeFile, ceiling: Mode) -> bool {
+    mode::effective(Mode::On, ceiling) == Mode::On && mf.any_consent()
+}
+
+/// The text kept in [`LogState::lost_child_file`] and the debug log when an upload child never
+/// arrived.
+fn lost_child_text(days: &[String]) -> String {
+    format!(
+        "the upload child started on {} never reached clearcount's start function: the tool \
+         probably exits before calling it when run without arguments (a required subcommand \
+         parsed first). Nothing was uploaded. The tool should call start before parsing its \
+         arguments (docs/integration.md, \"Uploading\").\n",
+        days.join(", ")
+    )
+}
+
+/// Notes upload children of earlier days that never arrived (their markers are still there).
+fn note_lost_children(state: &LogState, today: &str) {
+    let days = state.lost_children(today);
+    if days.is_empty() {
+        return;
     }
-    mf.global.is_some_and(|g| g.mode == Mode::On)
-        || mf.programs.values().any(|s| s.mode == Mode::On)
+    let text = lost_child_text(&days);
+    runtime::debug_log(text.trim_end());
+    let _ = crate::report::write_atomic(&state.lost_child_file(), text.as_bytes());
+    for d in &days {
+        let _ = fs::remove_file(state.child_marker(d));
+    }
+}
+
+/// Tells the upload child this process started, if any, to give up: a consent command is about
+/// to change consent. Called by the consent commands before they change anything, so that a
+/// consent command never starts an upload. Never blocks.
+pub fn cancel_upload_child() {
+    let pipe = CHILD_PIPE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.write_all(b"cancel\n");
+    }
 }
 
 /// The upload child of a host that links the upload code: its own executable, marked.
@@ -184,11 +242,14 @@ fn is_executable(p: &std::path::Path) -> bool {
     }
 }
 
-fn spawn_child(layout: &Layout, endpoint: &Endpoint, marker: &str) {
-    let Some(mut cmd) = child_command(layout, endpoint, marker) else {
+fn spawn_child(layout: &Layout, state: &LogState, endpoint: &Endpoint, day: &str, nonce: &str) {
+    let Some(mut cmd) = child_command(layout, endpoint, &format!("{day}:{nonce}")) else {
         return;
     };
-    cmd.stdin(Stdio::null())
+    if fs::write(state.child_marker(day), nonce).is_err() {
+        return;
+    }
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     #[cfg(unix)]
@@ -199,6 +260,7 @@ fn spawn_child(layout: &Layout, endpoint: &Endpoint, marker: &str) {
     }
     match cmd.spawn() {
         Ok(mut child) => {
+            *CHILD_PIPE.lock().unwrap_or_else(|e| e.into_inner()) = child.stdin.take();
             // Reap it if the host outlives it; a short-lived host simply exits.
             let _ = std::thread::Builder::new()
                 .name("clearcount-reap".into())
@@ -223,7 +285,45 @@ pub(crate) fn is_child(layout: &Layout, endpoint: &Endpoint, marker: &str) -> bo
         return false;
     }
     let state = LogState::new(layout, endpoint.origin());
-    fs::read_to_string(state.token(day)).is_ok_and(|t| t == nonce)
+    let genuine = fs::read_to_string(state.token(day)).is_ok_and(|t| t == nonce);
+    if genuine {
+        let _ = fs::remove_file(state.child_marker(day));
+    }
+    genuine
+}
+
+/// Set in an upload child when its host asked it to give up.
+#[cfg(feature = "upload")]
+static CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is an upload child whose host asked it to give up (checked by the run
+/// before each request).
+#[cfg(feature = "upload")]
+pub fn cancelled() -> bool {
+    CANCELLED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Watches the child's stdin, the host's pipe: `cancel` sets [`cancelled`]; the end of the input
+/// (the host exited or let go) releases the child. Returns once the host let go or after
+/// [`PARENT_WAIT`], whichever comes first; the watch goes on in the background.
+#[cfg(feature = "upload")]
+fn wait_for_host() {
+    use std::io::Read as _;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watcher = std::thread::Builder::new()
+        .name("clearcount-host".into())
+        .stack_size(32 * 1024)
+        .spawn(move || {
+            let mut input = Vec::new();
+            let _ = std::io::stdin().lock().take(64).read_to_end(&mut input);
+            if String::from_utf8_lossy(&input).contains("cancel") {
+                CANCELLED.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let _ = tx.send(());
+        });
+    if watcher.is_ok() {
+        let _ = rx.recv_timeout(PARENT_WAIT);
+    }
 }
 
 /// The body of the upload child: one run, then exit. Never returns.
@@ -237,6 +337,11 @@ pub(crate) fn child_main(layout: Layout, endpoint: Endpoint) -> ! {
             std::process::exit(0);
         });
     runtime::set_debug_log(layout.debug_log());
+    wait_for_host();
+    if cancelled() {
+        runtime::debug_log("upload: a consent command ran in the host: nothing uploaded");
+        std::process::exit(0);
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let summary = run::run(
             &layout,

@@ -1,21 +1,26 @@
-//! One upload run: reduce, decide each ended week, verify the config, build, send.
+//! One upload run: reduce, decide each ended week, verify the config, build, send the oldest
+//! due report.
 //!
 //! Used by the detached upload child, by `clearcount upload [--dry-run]`, and in-process by
 //! simulations: everything it needs (directory, clock, environment ceiling, transport) is
 //! passed in.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read as _;
 use std::time::Duration;
 
-use crate::clock::{self, Week};
-use crate::mode::{self, Mode, ModeFile};
-use crate::report::{self, ReportError};
-use crate::{Layout, runtime};
+use clearcount_config_log::config::Config;
 
-use super::any_program_on;
+use crate::Layout;
+use crate::clock::{self, Week};
+use crate::mode::{self, ConsentLock, Mode, ModeFile};
+use crate::report::{self, ReportError};
+
+use super::any_consent;
 use super::build::{self, Outcome};
+use super::consent;
 use super::state::{Endpoint, LogState, WeekState};
 use super::verify::{self, ConfigFetchError, VerifiedConfig};
 
@@ -51,37 +56,29 @@ pub trait Transport {
     fn post(&self, endpoint: &Endpoint, body: &[u8]) -> PostResult;
 }
 
-/// The real transport: HTTP(S) with connect and total timeouts.
-#[derive(Debug, Clone)]
-pub struct HttpTransport {
-    agent: std::sync::OnceLock<ureq::Agent>,
-}
+/// The real transport: HTTP(S) with connect and total timeouts. Every report goes on a new
+/// connection of a new HTTP client (no connection pool, no TLS session shared with another
+/// report), so that nothing on the path can link two reports by their connection.
+#[derive(Debug, Clone, Default)]
+pub struct HttpTransport;
 
 impl HttpTransport {
     /// A transport with [`CONNECT_TIMEOUT`] and [`REQUEST_TIMEOUT`]. Creating it costs nothing
-    /// and opens no connection; the HTTP client is made on first use.
+    /// and opens no connection.
     pub fn new() -> HttpTransport {
-        HttpTransport {
-            agent: std::sync::OnceLock::new(),
-        }
+        HttpTransport
     }
 
-    fn agent(&self) -> &ureq::Agent {
-        self.agent.get_or_init(|| {
-            ureq::Agent::config_builder()
-                .timeout_connect(Some(CONNECT_TIMEOUT))
-                .timeout_global(Some(REQUEST_TIMEOUT))
-                .user_agent("clearcount")
-                .http_status_as_error(false)
-                .build()
-                .new_agent()
-        })
-    }
-}
-
-impl Default for HttpTransport {
-    fn default() -> Self {
-        Self::new()
+    /// A new client for one report: its connection is used for that report alone.
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .user_agent("clearcount")
+            .http_status_as_error(false)
+            .max_idle_connections(0)
+            .build()
+            .new_agent()
     }
 }
 
@@ -96,8 +93,7 @@ impl Transport for HttpTransport {
 
     fn post(&self, endpoint: &Endpoint, body: &[u8]) -> PostResult {
         let url = format!("{}/upload", endpoint.server);
-        match self
-            .agent()
+        match Self::agent()
             .post(&url)
             .header("content-type", "application/json")
             .send(body)
@@ -183,15 +179,9 @@ impl RunSummary {
     }
 }
 
-/// Whether `program`'s reports of `week` may be uploaded: mode on (after the ceiling), set
-/// before the week started.
-pub fn opted_in_for(mf: &ModeFile, ceiling: Mode, program: &str, week: Week) -> bool {
-    let s = mf.setting_for(program);
-    mode::effective(s.mode, ceiling) == Mode::On && s.since.is_some_and(|t| t < week.start_unix())
-}
-
 /// One upload run for `endpoint`'s log in `layout` (see the module docs). Never panics; in
-/// modes off and local it returns before touching the network.
+/// modes off and local, and when no program has consent, it returns before touching the
+/// network.
 pub fn run(
     layout: &Layout,
     endpoint: &Endpoint,
@@ -199,35 +189,61 @@ pub fn run(
     transport: &dyn Transport,
 ) -> RunSummary {
     let mut sum = RunSummary::default();
-    let mf = match runtime::read_mode_file(layout) {
-        Ok(m) => m,
-        Err(e) => {
-            sum.notes.push(format!(
-                "the mode file cannot be used ({e}): treated as off, nothing is sent"
-            ));
-            return sum;
-        }
-    };
-    if !any_program_on(&mf, opts.ceiling) {
-        sum.notes.push(format!(
-            "mode is not on for any program{}: nothing is sent and the network is not used",
-            if opts.ceiling < Mode::On {
-                " (the environment keeps it lower)"
-            } else {
-                ""
-            }
-        ));
+    let Some(mf) = consent_now(layout, opts, &mut sum) else {
         return sum;
-    }
+    };
     if let Err(e) = endpoint.check() {
         sum.notes.push(format!("cannot upload: {e}"));
         return sum;
     }
     let state = LogState::new(layout, endpoint.origin());
+    let Some(lock) = uploader_lock(&state, &mut sum) else {
+        return sum;
+    };
+    let run = Run {
+        layout,
+        endpoint,
+        opts,
+        transport,
+        state: &state,
+    };
+    run.locked(&mf, &mut sum);
+    let _ = lock.unlock();
+    sum
+}
+
+/// Reads mode and consent; `None` (with a note) when nothing may be sent.
+fn consent_now(layout: &Layout, opts: &RunOptions, sum: &mut RunSummary) -> Option<ModeFile> {
+    let mf = match mode::read(layout) {
+        Ok(m) => m,
+        Err(e) => {
+            sum.notes.push(format!(
+                "the mode file cannot be used ({e}): treated as off, nothing is sent"
+            ));
+            return None;
+        }
+    };
+    if any_consent(&mf, opts.ceiling) {
+        return Some(mf);
+    }
+    sum.notes.push(format!(
+        "no program is opted in{}: nothing is sent and the network is not used",
+        if opts.ceiling < Mode::On {
+            " (the environment keeps the mode lower)"
+        } else {
+            ""
+        }
+    ));
+    None
+}
+
+/// Takes the uploader's lock of the log (one uploader at a time), waiting at most
+/// [`LOCK_WAIT`] for the one running.
+fn uploader_lock(state: &LogState, sum: &mut RunSummary) -> Option<fs::File> {
     if let Err(e) = fs::create_dir_all(state.dir()) {
         sum.notes
             .push(format!("cannot create {}: {e}", state.dir().display()));
-        return sum;
+        return None;
     }
     let lock = match fs::OpenOptions::new()
         .create(true)
@@ -238,267 +254,394 @@ pub fn run(
         Ok(f) => f,
         Err(e) => {
             sum.notes.push(format!("cannot open the upload lock: {e}"));
-            return sum;
+            return None;
         }
     };
-    // One uploader at a time: wait (bounded) for the one running to finish.
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     while lock.try_lock().is_err() {
         if std::time::Instant::now() >= deadline {
             sum.notes
                 .push("another upload is still running: nothing done".to_string());
-            return sum;
+            return None;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    run_locked(layout, endpoint, opts, transport, &mf, &state, &mut sum);
-    let _ = lock.unlock();
-    sum
+    Some(lock)
 }
 
-fn run_locked(
-    layout: &Layout,
-    endpoint: &Endpoint,
-    opts: &RunOptions,
-    transport: &dyn Transport,
-    mf: &ModeFile,
-    state: &LogState,
-    sum: &mut RunSummary,
-) {
-    let now = opts.now;
-    // A host process may be reducing right now (the first start of a week does): wait for it,
-    // so that the week it is writing is seen.
-    for attempt in 0.. {
-        match report::reduce(layout, now, mf.retention()) {
-            Err(ReportError::Busy) if attempt < 200 => {
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            Ok(_) | Err(ReportError::Busy) => break,
-            Err(e) => {
-                sum.notes.push(format!("weekly reduction failed: {e}"));
-                break;
-            }
+/// What the weeks of a run come to before anything is built or sent.
+#[derive(Debug, Default)]
+struct Due {
+    /// Built and sampled earlier, waiting to be sent.
+    pending: Vec<Week>,
+    /// Not decided yet, with some program whose owner opted in before the week.
+    open: Vec<Week>,
+}
+
+/// One run, with everything it works on.
+struct Run<'a> {
+    layout: &'a Layout,
+    endpoint: &'a Endpoint,
+    opts: &'a RunOptions,
+    transport: &'a dyn Transport,
+    state: &'a LogState,
+}
+
+impl Run<'_> {
+    /// The run under the uploader's lock: reduce, sort the weeks, decide the open ones, send
+    /// the oldest due report (one a day, each on its own connection).
+    fn locked(&self, mf: &ModeFile, sum: &mut RunSummary) {
+        self.reduce(mf, sum);
+        let due = self.sort_weeks(mf, sum);
+        if due.pending.is_empty() && due.open.is_empty() {
+            sum.notes
+                .push("nothing to send: the network is not used".to_string());
+            return;
         }
+        if let Some(alarm) = self.state.alarm() {
+            sum.notes.push(format!(
+                "ALARM: nothing is uploaded until it is cleared (`clearcount config verify`, \
+                 then `clearcount config clear-alarm`):\n{}",
+                alarm.trim_end()
+            ));
+            return;
+        }
+        if !due.open.is_empty() && self.decide_open(&due.open, sum).is_none() {
+            return;
+        }
+        self.send_due(sum);
+        self.state
+            .expire_before(Week::containing(self.opts.now).plus_weeks(-i64::from(mf.retention())));
     }
-    let current = Week::containing(now);
-    let oldest = current.plus_weeks(-MAX_WEEKS_OLD);
-    let mut resend = Vec::new();
-    let mut candidates = Vec::new();
-    for w in report::report_weeks(layout) {
-        if w >= current {
-            continue;
-        }
-        let line = |why: String| WeekLine {
-            week: w,
-            why,
-            body: None,
-        };
-        match state.week_state(w) {
-            WeekState::Sent => sum.weeks.push(line(format!(
-                "already sent (copy: {})",
-                state.sent(w).display()
-            ))),
-            WeekState::Rejected(why) => sum.weeks.push(line(format!(
-                "refused by the server earlier, never retried: {}",
-                why.trim()
-            ))),
-            WeekState::Unsampled => sum
-                .weeks
-                .push(line("not sampled: nothing is sent for this week".into())),
-            WeekState::Pending if w < oldest => {
-                let _ = fs::rename(state.pending(w), state.rejected(w));
-                let _ = state.write_week(
-                    &state.rejected_why(w),
-                    b"too old for the server (more than 4 weeks) before it could be sent\n",
-                );
-                sum.weeks
-                    .push(line("dropped: it could not be sent within 4 weeks".into()));
-            }
-            WeekState::Pending => resend.push(w),
-            WeekState::Open if w < oldest => sum.weeks.push(line(format!(
-                "not sent: older than the {MAX_WEEKS_OLD} weeks the server accepts"
-            ))),
-            WeekState::Open => {
-                let programs: Vec<String> = match report::read_report(layout, w) {
-                    Ok(Some(r)) => r.programs.iter().map(|p| p.name.clone()).collect(),
-                    _ => Vec::new(),
-                };
-                if programs
-                    .iter()
-                    .any(|p| opted_in_for(mf, opts.ceiling, p, w))
-                {
-                    candidates.push(w);
-                } else {
-                    sum.weeks.push(line(format!(
-                        "not sent: no program of this week was in mode on before the week \
-                         started{}",
-                        opt_in_note(mf)
-                    )));
+
+    /// Reduces ended weeks, waiting for a host process that is reducing right now (the first
+    /// start of a week does), so that the week it is writing is seen.
+    fn reduce(&self, mf: &ModeFile, sum: &mut RunSummary) {
+        for attempt in 0.. {
+            match report::reduce(self.layout, self.opts.now, mf.retention()) {
+                Err(ReportError::Busy) if attempt < 200 => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Ok(_) | Err(ReportError::Busy) => break,
+                Err(e) => {
+                    sum.notes.push(format!("weekly reduction failed: {e}"));
+                    break;
                 }
             }
         }
     }
-    if resend.is_empty() && candidates.is_empty() {
-        sum.notes
-            .push("nothing to send: the network is not used".to_string());
-        return;
+
+    /// Says where every ended week stands; returns the weeks that may lead to an upload.
+    fn sort_weeks(&self, mf: &ModeFile, sum: &mut RunSummary) -> Due {
+        let current = Week::containing(self.opts.now);
+        let oldest = current.plus_weeks(-MAX_WEEKS_OLD);
+        let mut due = Due::default();
+        for w in report::report_weeks(self.layout) {
+            if w >= current {
+                continue;
+            }
+            let why = match self.state.week_state(w) {
+                WeekState::Sent => format!("already sent (copy: {})", self.state.sent(w).display()),
+                WeekState::Rejected(why) => format!(
+                    "refused by the server earlier, never retried: {}",
+                    why.trim()
+                ),
+                WeekState::Withdrawn(why) => format!("withdrawn, never sent: {}", why.trim()),
+                WeekState::Unsampled => "not sampled: nothing is sent for this week".into(),
+                WeekState::Pending if w < oldest => {
+                    self.drop_pending(
+                        w,
+                        "too old for the server (more than 4 weeks) before it could be sent",
+                    );
+                    "dropped: it could not be sent within 4 weeks".into()
+                }
+                WeekState::Pending => {
+                    due.pending.push(w);
+                    continue;
+                }
+                WeekState::Open if w < oldest => {
+                    format!("not sent: older than the {MAX_WEEKS_OLD} weeks the server accepts")
+                }
+                WeekState::Open if self.anyone_opted_in(mf, w) => {
+                    due.open.push(w);
+                    continue;
+                }
+                WeekState::Open => "not sent: no program of this week was opted in (with a \
+                                    config agreed to) before the week started"
+                    .into(),
+            };
+            sum.weeks.push(WeekLine {
+                week: w,
+                why,
+                body: None,
+            });
+        }
+        due
     }
-    if let Some(alarm) = state.alarm() {
-        sum.notes.push(format!(
-            "ALARM: nothing is uploaded until it is cleared (`clearcount config verify`, then \
-             `clearcount config clear-alarm`):\n{}",
-            alarm.trim_end()
-        ));
-        return;
+
+    /// Whether some program of the local report of `week` was opted in before the week.
+    fn anyone_opted_in(&self, mf: &ModeFile, week: Week) -> bool {
+        let Ok(Some(r)) = report::read_report(self.layout, week) else {
+            return false;
+        };
+        r.programs.iter().any(|p| {
+            mf.consent_for(&p.name)
+                .is_some_and(|(_, since)| since < week.start_unix())
+        })
     }
-    sum.network = true;
-    if !candidates.is_empty() {
-        let verified = match transport.config(endpoint, state) {
-            Ok(v) => v,
-            Err(e) => {
-                sum.notes
-                    .push(format!("no verified config, nothing sent: {e}"));
-                return;
+
+    /// Moves a pending report to `rejected` with `why` (the server could never take it).
+    fn drop_pending(&self, w: Week, why: &str) {
+        let _ = fs::rename(self.state.pending(w), self.state.rejected(w));
+        let _ = self
+            .state
+            .write_week(&self.state.rejected_why(w), format!("{why}\n").as_bytes());
+    }
+
+    /// Fetches and verifies the latest config (after re-reading consent) and decides every open
+    /// week with it: a sampled report is kept as pending, an unsampled week is marked. `None`
+    /// when the run must stop.
+    fn decide_open(&self, open: &[Week], sum: &mut RunSummary) -> Option<()> {
+        let (verified, mf) = {
+            let _consent = ConsentLock::shared(self.layout);
+            let mf = self.still_allowed(sum)?;
+            sum.network = true;
+            match self.transport.config(self.endpoint, self.state) {
+                Ok(v) => (v, mf),
+                Err(e) => {
+                    sum.notes
+                        .push(format!("no verified config, nothing sent: {e}"));
+                    return None;
+                }
             }
         };
         sum.notes.push(format!(
             "config: index {} of log {} (verified against checkpoint of size {})",
             verified.index, verified.config.origin, verified.checkpoint.size
         ));
-        for w in candidates {
-            let local = match report::read_report(layout, w) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(e) => {
-                    sum.weeks.push(WeekLine {
-                        week: w,
-                        why: format!("local report unreadable: {e}"),
-                        body: None,
-                    });
-                    continue;
-                }
-            };
-            let mut rng = match clearcount_privacy::secure_rng() {
-                Ok(r) => r,
-                Err(e) => {
-                    sum.notes.push(format!("no secure random source: {e}"));
-                    return;
-                }
-            };
-            let opted = |p: &str| opted_in_for(mf, opts.ceiling, p, w);
-            let built = build::build(&local, &verified.config, verified.index, &opted, &mut rng);
-            let mut why = String::new();
-            for (name, version, os, arch, reason) in &built.skipped {
+        for &w in open {
+            self.decide(w, &verified, &mf, sum)?;
+        }
+        Some(())
+    }
+
+    /// Builds the upload report of one open week under `verified`, for the programs whose
+    /// consent covers that config.
+    fn decide(
+        &self,
+        w: Week,
+        verified: &VerifiedConfig,
+        mf: &ModeFile,
+        sum: &mut RunSummary,
+    ) -> Option<()> {
+        let local = match report::read_report(self.layout, w) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Some(()),
+            Err(e) => {
+                sum.weeks.push(WeekLine {
+                    week: w,
+                    why: format!("local report unreadable: {e}"),
+                    body: None,
+                });
+                return Some(());
+            }
+        };
+        let mut rng = match clearcount_privacy::secure_rng() {
+            Ok(r) => r,
+            Err(e) => {
+                sum.notes.push(format!("no secure random source: {e}"));
+                return None;
+            }
+        };
+        // Each program once (a week may hold several versions of it): why consent does not
+        // cover this config for it, if it does not.
+        let refusals: BTreeMap<&str, consent::Refusal> = local
+            .programs
+            .iter()
+            .filter(|p| verified.config.program(&p.name).is_some())
+            .filter_map(|p| {
+                let check = consent::check(
+                    mf,
+                    self.opts.ceiling,
+                    &p.name,
+                    w,
+                    self.state,
+                    verified.index,
+                    &verified.config,
+                );
+                check.err().map(|r| (p.name.as_str(), r))
+            })
+            .collect();
+        let allowed = |p: &str| !refusals.contains_key(p);
+        let built = build::build(&local, &verified.config, verified.index, &allowed, &mut rng);
+        let mut why = String::new();
+        for (p, r) in &refusals {
+            let _ = write!(why, "\n    left out {p}: {r}");
+        }
+        for (name, version, os, arch, reason) in &built.skipped {
+            if !matches!(reason, build::Skipped::NotOptedIn) {
                 let _ = write!(why, "\n    left out {name} {version} {os}/{arch}: {reason}");
             }
-            match built.outcome {
-                Outcome::Send(r) => {
-                    let body = r.to_json();
-                    if let Err(e) = state.write_week(&state.pending(w), body.as_bytes()) {
-                        sum.notes
-                            .push(format!("cannot keep the report of {w}: {e}"));
-                        return;
-                    }
-                    resend.push(w);
-                    if !why.is_empty() {
-                        sum.notes.push(format!("week {w}:{why}"));
-                    }
+        }
+        let line = |why: String| WeekLine {
+            week: w,
+            why,
+            body: None,
+        };
+        match built.outcome {
+            Outcome::Send(r) => {
+                if let Err(e) = self
+                    .state
+                    .write_week(&self.state.pending(w), r.to_json().as_bytes())
+                {
+                    sum.notes
+                        .push(format!("cannot keep the report of {w}: {e}"));
+                    return None;
                 }
-                Outcome::NotSampled { x, sample_rate } => {
-                    let _ = state.write_week(
-                        &state.unsampled(w),
-                        format!("x {x} >= sample_rate {sample_rate}\n").as_bytes(),
-                    );
-                    sum.weeks.push(WeekLine {
-                        week: w,
-                        why: format!(
-                            "not sampled (x = {x:.4} is not below the sample rate \
-                             {sample_rate}): nothing is sent for this week{why}"
-                        ),
-                        body: None,
-                    });
+                if !why.is_empty() {
+                    sum.notes.push(format!("week {w}:{why}"));
                 }
-                Outcome::NothingToReport | Outcome::BadWeek => sum.weeks.push(WeekLine {
-                    week: w,
-                    why: format!("not sent: nothing in it may be reported{why}"),
-                    body: None,
-                }),
+            }
+            Outcome::NotSampled { x, sample_rate } => {
+                let _ = self.state.write_week(
+                    &self.state.unsampled(w),
+                    format!("x {x} >= sample_rate {sample_rate}\n").as_bytes(),
+                );
+                sum.weeks.push(line(format!(
+                    "not sampled (x = {x:.4} is not below the sample rate {sample_rate}): \
+                     nothing is sent for this week{why}"
+                )));
+            }
+            Outcome::NothingToReport | Outcome::BadWeek => {
+                sum.weeks.push(line(format!(
+                    "not sent: nothing in it may be reported{why}"
+                )));
+            }
+        }
+        Some(())
+    }
+
+    /// Re-reads mode and consent (the caller holds the consent lock): `None`, with a note,
+    /// when the user opted out since the run started or the host cancelled this child.
+    fn still_allowed(&self, sum: &mut RunSummary) -> Option<ModeFile> {
+        if super::cancelled() {
+            sum.notes
+                .push("a consent command ran in the host: nothing is sent".into());
+            return None;
+        }
+        consent_now(self.layout, self.opts, sum)
+    }
+
+    /// Sends the oldest pending report (a dry run shows them all): one report a run, so that
+    /// each leaves on its own connection on its own day.
+    fn send_due(&self, sum: &mut RunSummary) {
+        let mut pending: Vec<Week> = self
+            .state
+            .decided_weeks()
+            .into_iter()
+            .filter(|(_, s)| *s == WeekState::Pending)
+            .map(|(w, _)| w)
+            .collect();
+        pending.sort();
+        let mut sent_one = false;
+        for w in pending {
+            let Ok(body) = fs::read(self.state.pending(w)) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let line = |why: String, body: Option<String>| WeekLine { week: w, why, body };
+            if self.opts.dry_run {
+                sum.weeks.push(line(
+                    format!(
+                        "sampled: would be sent to {}/upload exactly as below (kept in {}; one \
+                         report a day, oldest first)",
+                        self.endpoint.server,
+                        self.state.pending(w).display()
+                    ),
+                    Some(text),
+                ));
+            } else if sent_one {
+                sum.weeks.push(line(
+                    "waiting: one report is sent a day, each on its own connection; this one \
+                     leaves on a later day"
+                        .into(),
+                    None,
+                ));
+            } else {
+                sent_one = true;
+                self.send(w, &body, text, sum);
             }
         }
     }
-    resend.sort();
-    let mut failed = false;
-    for w in resend {
-        let Ok(body) = fs::read(state.pending(w)) else {
-            continue;
+
+    /// Sends one pending report, after checking under the consent lock that every program in
+    /// it is still covered by consent for the config it obeys.
+    fn send(&self, w: Week, body: &[u8], text: String, sum: &mut RunSummary) {
+        let line = |why: String, body: Option<String>| WeekLine { week: w, why, body };
+        let _consent = ConsentLock::shared(self.layout);
+        let Some(mf) = self.still_allowed(sum) else {
+            sum.weeks.push(line(
+                "not sent: consent changed before it left".into(),
+                None,
+            ));
+            return;
         };
-        let text = String::from_utf8_lossy(&body).into_owned();
-        if opts.dry_run {
-            sum.weeks.push(WeekLine {
-                week: w,
-                why: format!(
-                    "sampled: would be sent to {}/upload exactly as below (kept in {})",
-                    endpoint.server,
-                    state.pending(w).display()
-                ),
-                body: Some(text),
-            });
-            continue;
+        if let Err(why) = self.covered(w, body, &mf) {
+            let _ = fs::remove_file(self.state.pending(w));
+            let _ = self
+                .state
+                .write_week(&self.state.withdrawn(w), format!("{why}\n").as_bytes());
+            sum.weeks
+                .push(line(format!("withdrawn, never sent: {why}"), None));
+            return;
         }
-        if failed {
-            sum.weeks.push(WeekLine {
-                week: w,
-                why: "waiting: will be sent on a later day".into(),
-                body: None,
-            });
-            continue;
-        }
-        match transport.post(endpoint, &body) {
+        sum.network = true;
+        match self.transport.post(self.endpoint, body) {
             PostResult::Accepted => {
-                let _ = fs::rename(state.pending(w), state.sent(w));
+                let _ = fs::rename(self.state.pending(w), self.state.sent(w));
                 let _ = report::write_atomic(
-                    &state.notice_file(),
-                    format!("{w} {}\n", endpoint.server).as_bytes(),
+                    &self.state.notice_file(),
+                    format!("{w} {}\n", self.endpoint.server).as_bytes(),
                 );
                 sum.sent.push(w);
-                sum.weeks.push(WeekLine {
-                    week: w,
-                    why: format!("sent (copy: {})", state.sent(w).display()),
-                    body: Some(text),
-                });
+                let why = format!("sent (copy: {})", self.state.sent(w).display());
+                sum.weeks.push(line(why, Some(text)));
             }
             PostResult::Refused(code, msg) => {
-                let _ = fs::rename(state.pending(w), state.rejected(w));
-                let why = format!("HTTP {code}: {msg}\n");
-                let _ = state.write_week(&state.rejected_why(w), why.as_bytes());
-                sum.weeks.push(WeekLine {
-                    week: w,
-                    why: format!(
-                        "refused by the server, dropped (never retried): {}",
-                        why.trim()
-                    ),
-                    body: None,
-                });
+                let why = format!("HTTP {code}: {msg}");
+                self.drop_pending(w, &why);
+                let why = format!("refused by the server, dropped (never retried): {why}");
+                sum.weeks.push(line(why, None));
             }
             PostResult::Failed(msg) => {
-                failed = true;
-                sum.weeks.push(WeekLine {
-                    week: w,
-                    why: format!("not sent now ({msg}): retried on a later day"),
-                    body: None,
-                });
+                let why = format!("not sent now ({msg}): retried on a later day");
+                sum.weeks.push(line(why, None));
             }
         }
     }
-    state.expire_before(current.plus_weeks(-i64::from(mf.retention())));
-}
 
-fn opt_in_note(mf: &ModeFile) -> String {
-    match mf.global {
-        Some(g) if g.mode == Mode::On => match g.since {
-            Some(t) => format!(" (mode on since {})", clock::format_rfc3339(t)),
-            None => " (mode on, date unknown)".into(),
-        },
-        _ => String::new(),
+    /// Whether consent (as re-read in `mf`) still covers every program of a pending report.
+    fn covered(&self, w: Week, body: &[u8], mf: &ModeFile) -> Result<(), String> {
+        let report: build::UploadReport =
+            serde_json::from_slice(body).map_err(|e| format!("the kept report is damaged: {e}"))?;
+        let index = report.config.index;
+        let config = self
+            .state
+            .config_copy_bytes(index)
+            .and_then(|b| Config::parse(&b).ok())
+            .ok_or_else(|| format!("config {index}, which it obeys, is not on this machine"))?;
+        for p in &report.programs {
+            consent::check(
+                mf,
+                self.opts.ceiling,
+                &p.name,
+                w,
+                self.state,
+                index,
+                &config,
+            )
+            .map_err(|r| format!("{}: {r}", p.name))?;
+        }
+        Ok(())
     }
 }

@@ -6,13 +6,17 @@
 //! | `token-YYYY-MM-DD` | the day's token: created once a day by the first host process |
 //! | `lock` | held by the one uploader running |
 //! | `checkpoint` | the last signed checkpoint accepted (verified) |
-//! | `config.toml`, `config-index` | the verified config and its log index |
+//! | `config.toml`, `config-index` | the latest verified config and its log index |
+//! | `configs/INDEX.toml` | every config verified on this machine, by log index (consent is to one of them) |
+//! | `child-YYYY-MM-DD` | an upload child started that day and not yet arrived |
+//! | `lost-child` | why an earlier day's upload child never arrived (shown by `status`) |
 //! | `alarm` | a verification failure (fork, rollback, bad signature, failed inclusion) |
 //! | `notice` | the last week sent, for the optional one-line notice of the host tool |
 //! | `weeks/WEEK.pending.json` | a built, sampled report not yet accepted (resent as is) |
 //! | `weeks/WEEK.sent.json` | the exact bytes accepted by the server (the copy kept) |
 //! | `weeks/WEEK.rejected.json` (+ `.why`) | refused by the server (4xx): never retried |
 //! | `weeks/WEEK.unsampled` | not sampled (`x >= sample_rate`): nothing is sent for that week |
+//! | `weeks/WEEK.withdrawn` | built, then consent was withdrawn or narrowed before it left: never sent |
 
 use std::fs;
 use std::io;
@@ -142,6 +146,8 @@ pub enum WeekState {
     Rejected(String),
     /// Not sampled.
     Unsampled,
+    /// Built, but consent no longer covered it when it was due to leave: never sent.
+    Withdrawn(String),
 }
 
 impl LogState {
@@ -231,10 +237,17 @@ impl LogState {
         self.week_file(week, "unsampled")
     }
 
+    /// The marker of a week whose report was withdrawn before it left (holds why).
+    pub fn withdrawn(&self, week: Week) -> PathBuf {
+        self.week_file(week, "withdrawn")
+    }
+
     /// Where `week` stands.
     pub fn week_state(&self, week: Week) -> WeekState {
         if self.sent(week).exists() {
             WeekState::Sent
+        } else if self.withdrawn(week).exists() {
+            WeekState::Withdrawn(fs::read_to_string(self.withdrawn(week)).unwrap_or_default())
         } else if self.rejected(week).exists() {
             WeekState::Rejected(fs::read_to_string(self.rejected_why(week)).unwrap_or_default())
         } else if self.unsampled(week).exists() {
@@ -314,6 +327,57 @@ impl LogState {
             .parse()
             .ok()?;
         Some((index, fs::read(self.config_file()).ok()?))
+    }
+
+    /// The directory of verified config copies.
+    pub fn configs(&self) -> PathBuf {
+        self.dir.join("configs")
+    }
+
+    /// The copy of the verified config at log index `index`.
+    pub fn config_copy_file(&self, index: u64) -> PathBuf {
+        self.configs().join(format!("{index}.toml"))
+    }
+
+    /// The bytes of the verified config at `index`, when this machine verified it.
+    pub fn config_copy_bytes(&self, index: u64) -> Option<Vec<u8>> {
+        fs::read(self.config_copy_file(index)).ok()
+    }
+
+    /// Keeps a copy of the verified config at `index` (once; entries never change).
+    pub fn keep_config_copy(&self, index: u64, config: &[u8]) -> Result<(), ReportError> {
+        let path = self.config_copy_file(index);
+        if path.exists() {
+            return Ok(());
+        }
+        create_dir(&self.configs())?;
+        write_atomic(&path, config)
+    }
+
+    /// The marker of an upload child started on `day` that has not arrived yet.
+    pub fn child_marker(&self, day: &str) -> PathBuf {
+        self.dir.join(format!("child-{day}"))
+    }
+
+    /// The note left when an upload child never arrived (shown by `clearcount status`).
+    pub fn lost_child_file(&self) -> PathBuf {
+        self.dir.join("lost-child")
+    }
+
+    /// Days whose upload child never arrived (markers of days other than `today`).
+    pub fn lost_children(&self, today: &str) -> Vec<String> {
+        let mut days: Vec<String> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let day = n.strip_prefix("child-")?.to_string();
+                (day.len() == 10 && day != today).then_some(day)
+            })
+            .collect();
+        days.sort();
+        days
     }
 
     /// Remembers a verified checkpoint note, and caches the config entry at `index`.

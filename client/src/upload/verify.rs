@@ -79,8 +79,9 @@ pub fn fetch_verified(
 
 /// Verifies the latest checkpoint of the log at `source` and the config at `index` (default:
 /// the latest entry): signature by the pinned key, consistency with the remembered checkpoint,
-/// inclusion of the entry. On success the checkpoint is remembered and the config cached; a
-/// failure that is evidence against the log raises the alarm.
+/// inclusion of the entry. On success the checkpoint is remembered, the config cached (when it
+/// is the latest) and a copy kept by index (consent is to one config); a failure that is
+/// evidence against the log raises the alarm.
 pub fn verify_with<S: TileSource>(
     endpoint: &Endpoint,
     state: &LogState,
@@ -143,6 +144,7 @@ pub fn verify_with<S: TileSource>(
     };
     state
         .remember(&note, cache_index, &cache_bytes)
+        .and_then(|()| state.keep_config_copy(index, &bytes))
         .map_err(|e| ConfigFetchError::Local(e.to_string()))?;
     Ok(VerifiedConfig {
         config,

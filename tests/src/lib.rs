@@ -194,6 +194,16 @@ pub fn greet_bin() -> PathBuf {
     )
 }
 
+/// The example host tool `wave` (client/examples/wave.rs): a required subcommand.
+pub fn wave_bin() -> PathBuf {
+    build(
+        "clearcount",
+        "--example",
+        "wave",
+        Features::With("cli,upload"),
+    )
+}
+
 /// The recording-only example host tool `greet_lite` (client/examples/greet_lite.rs), built
 /// without clearcount's default features: it hands its uploads to the `clearcount` command.
 pub fn greet_lite_bin() -> PathBuf {
@@ -201,8 +211,8 @@ pub fn greet_lite_bin() -> PathBuf {
 }
 
 /// A command for a clearcount-using program with a clean environment: every clearcount
-/// variable removed, the directory `dir`, the clock at `now` (RFC 3339), and greet's server
-/// and log key when given.
+/// variable removed, the directory `dir`, the clock at `now` (RFC 3339), and the server and log
+/// key of the example tools (greet, wave) when given.
 pub fn command(program: &Path, dir: &Path, now: &str, endpoint: Option<(&str, &str)>) -> Command {
     let mut c = Command::new(program);
     for v in [
@@ -213,13 +223,18 @@ pub fn command(program: &Path, dir: &Path, now: &str, endpoint: Option<(&str, &s
         "CLEARCOUNT_UPLOAD_CHILD",
         "GREET_TELEMETRY_SERVER",
         "GREET_TELEMETRY_LOG_KEY",
+        "WAVE_TELEMETRY_SERVER",
+        "WAVE_TELEMETRY_LOG_KEY",
+        "WAVE_PARSE_FIRST",
     ] {
         c.env_remove(v);
     }
     c.env("CLEARCOUNT_DIR", dir).env("CLEARCOUNT_TEST_NOW", now);
     if let Some((server, key)) = endpoint {
-        c.env("GREET_TELEMETRY_SERVER", server)
-            .env("GREET_TELEMETRY_LOG_KEY", key);
+        for tool in ["GREET", "WAVE"] {
+            c.env(format!("{tool}_TELEMETRY_SERVER"), server)
+                .env(format!("{tool}_TELEMETRY_LOG_KEY"), key);
+        }
     }
     c.stdin(Stdio::null());
     c
@@ -246,10 +261,16 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Writes the mode file of `dir` directly: mode `mode` set at `since` (RFC 3339).
+/// Writes the mode file of `dir` directly, as of `since` (RFC 3339): `off` and `local` for
+/// every program; `on` opts greet in under config 0 of the test log (what `greet telemetry on
+/// --yes` records against a log whose latest config is the first).
 pub fn set_mode(dir: &Path, mode: &str, since: &str) {
+    let text = match mode {
+        "on" => format!("program greet on {since}\nconsent greet {ORIGIN} 0\n"),
+        _ => format!("mode {mode} {since}\n"),
+    };
     std::fs::create_dir_all(dir).expect("create dir");
-    std::fs::write(dir.join("mode"), format!("mode {mode} {since}\n")).expect("write mode");
+    std::fs::write(dir.join("mode"), text).expect("write mode");
 }
 
 /// How many upload runs the child processes finished in `dir` (from the debug log).
@@ -555,4 +576,78 @@ fn serve_one(
 pub fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
+}
+
+/// A TCP proxy on loopback in front of `upstream` that counts, per client connection, the
+/// uploads (`POST /upload` request lines) it carried: what anyone on the path could see of
+/// how reports share connections.
+pub struct ConnProxy {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Per connection accepted so far, the uploads it carried.
+    uploads: Arc<Mutex<Vec<usize>>>,
+}
+
+impl ConnProxy {
+    /// Starts on a free loopback port.
+    pub fn start(upstream: SocketAddr) -> ConnProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let uploads = Arc::new(Mutex::new(Vec::new()));
+        let counts = uploads.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let slot = {
+                    let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+                    c.push(0);
+                    c.len() - 1
+                };
+                let (c2, s2) = (client.try_clone(), server.try_clone());
+                let (Ok(c2), Ok(s2)) = (c2, s2) else { continue };
+                std::thread::spawn(move || {
+                    let mut from = server;
+                    let mut to = c2;
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+                let counts = counts.clone();
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (client, s2);
+                    let mut buf = [0u8; 16 * 1024];
+                    let mut seen = Vec::new();
+                    loop {
+                        let n = match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        seen.extend_from_slice(&buf[..n]);
+                        let posts = seen
+                            .windows(b"POST /upload ".len())
+                            .filter(|w| *w == b"POST /upload ")
+                            .count();
+                        counts.lock().unwrap_or_else(|e| e.into_inner())[slot] = posts;
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        ConnProxy { addr, uploads }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The uploads carried by each connection that carried any.
+    pub fn uploads_per_connection(&self) -> Vec<usize> {
+        let c = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        c.iter().copied().filter(|n| *n > 0).collect()
+    }
 }

@@ -230,7 +230,7 @@ fn opted_in_weeks_are_verified_privatized_uploaded_and_published() {
     let dry = clearcount(&late, "2026-11-17T12:00:00Z", &["upload", "--dry-run"]);
     assert!(
         stdout(&dry).contains(&format!(
-            "week {WEEK_A}: not sent: no program of this week was in mode on"
+            "week {WEEK_A}: not sent: no program of this week was opted in"
         )),
         "{}",
         stdout(&dry)

@@ -47,7 +47,7 @@ fn a_week_recorded_in_mode_local_is_never_uploaded_after_switching_on() {
     );
     let dry = clearcount(dir, "2026-11-17T11:00:00Z", &["upload", "--dry-run"]);
     assert!(
-        stdout(&dry).contains("week 2026-11-09: not sent: no program of this week was in mode on"),
+        stdout(&dry).contains("week 2026-11-09: not sent: no program of this week was opted in"),
         "{}",
         stdout(&dry)
     );

@@ -1,8 +1,7 @@
-//! Start-up, the process-wide recording state, week switching and the debug log.
+//! Start-up, the process-wide recording state and week switching.
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -13,7 +12,11 @@ use crate::counter::{Category, Counter, LabelCell, MAX_LABELS, saturating_add};
 use crate::file::CounterFile;
 use crate::format::Meta;
 use crate::mode::{self, Mode, ModeFile};
-use crate::{Layout, report};
+// Re-exported for `upload/mod.rs` until it uses `crate::support` directly.
+pub(crate) use crate::support::debug_log;
+#[cfg(feature = "upload")]
+pub(crate) use crate::support::set_debug_log;
+use crate::{Layout, report, support};
 
 /// Not started yet: increments are kept in memory.
 pub(crate) const UNSTARTED: u8 = 0;
@@ -27,7 +30,6 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static EPOCH: AtomicU64 = AtomicU64::new(1);
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 static REGISTRY: Mutex<Vec<Reg>> = Mutex::new(Vec::new());
-static DEBUG_LOG: OnceLock<PathBuf> = OnceLock::new();
 
 // The week timer is a thread, and a thread costs a short-lived tool more than everything else
 // clearcount does at start. So it starts only once the process shows it is not short-lived:
@@ -71,36 +73,6 @@ struct Runtime {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A number unique within this process (for temporary file names).
-pub(crate) fn unique() -> u64 {
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Largest debug log kept; beyond it, messages are dropped.
-const DEBUG_LOG_MAX: u64 = 256 * 1024;
-
-/// Appends a line to the local debug log (`<dir>/debug.log`), only once recording was allowed
-/// to write to the directory. Never fails, never prints.
-pub(crate) fn debug_log(msg: &str) {
-    let Some(path) = DEBUG_LOG.get() else {
-        return;
-    };
-    let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let line = format!(
-        "{} pid {}: {msg}\n",
-        clock::format_rfc3339(clock::now_unix()),
-        std::process::id()
-    );
-    let end = len + line.len() as u64;
-    if end > DEBUG_LOG_MAX || crate::file::size_allowed(end).is_err() {
-        return;
-    }
-    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
-        let _ = f.write_all(line.as_bytes());
-    }
 }
 
 /// How a host tool starts clearcount: program, version and options.
@@ -216,12 +188,6 @@ fn maybe_become_upload_child(s: &Settings, marker: &str) {
     }
 }
 
-/// Sets the debug log path (used by the upload child, which does not record).
-#[cfg(feature = "upload")]
-pub(crate) fn set_debug_log(path: PathBuf) {
-    let _ = DEBUG_LOG.set(path);
-}
-
 /// Starts recording for `program` at `version`: call it early in `main`.
 ///
 /// ```no_run
@@ -247,12 +213,18 @@ pub fn __set_disabled_for_benchmarks(disabled: bool) {
     }
 }
 
-/// Reads the mode file: a missing file means the defaults; an unreadable or damaged one means
-/// `off` (the safe reading of a file we cannot understand).
+/// Largest mode file read: the parser's own limit (`mode::MAX_MODE_FILE`).
+const MODE_FILE_CAP: u64 = 64 * 1024;
+
+/// Reads the mode file: a missing file means the defaults; an unreadable, damaged or unfit one
+/// (a symlink, FIFO, directory or file over 64 KiB: never followed, blocked on or read whole)
+/// means `off`, the safe reading of a file we cannot understand. An unfit mode file is left in
+/// place rather than set aside: without it the defaults (mode `local`) would apply, and a file
+/// we cannot read must never raise the mode.
 pub(crate) fn read_mode_file(layout: &Layout) -> Result<ModeFile, String> {
-    match fs::read(layout.mode_file()) {
-        Ok(b) => ModeFile::parse(&b).map_err(|e| e.to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ModeFile::default()),
+    match support::read_small(&layout.mode_file(), MODE_FILE_CAP) {
+        Ok(Some(b)) => ModeFile::parse(&b).map_err(|e| e.to_string()),
+        Ok(None) => Ok(ModeFile::default()),
         Err(e) => Err(format!("cannot read {}: {e}", layout.mode_file().display())),
     }
 }
@@ -300,7 +272,7 @@ fn start_inner(s: Settings) -> bool {
     if !exists && fs::create_dir_all(&local).is_err() {
         return false;
     }
-    let _ = DEBUG_LOG.set(layout.debug_log());
+    support::set_debug_log(layout.debug_log());
     if !exists || now - week.start_unix() < 86_400 {
         report::maybe_reduce(&layout, now, retention);
     }

@@ -306,55 +306,25 @@ fn set_aside_noted(path: &Path, why: &io::Error) {
     }
 }
 
+/// The hostile things the tests plant, shared with `tests/hostile_small_files.rs`.
+#[cfg(all(test, unix))]
+#[path = "../tests/common/hostile.rs"]
+mod hostile;
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    /// What can be found where a small file belongs.
-    #[derive(Debug, Clone, Copy)]
-    enum Thing {
-        Fifo,
-        Symlink,
-        Dangling,
-        Directory,
-        Sparse,
-    }
+    use hostile::{THINGS, Thing};
 
-    const THINGS: [Thing; 5] = [
-        Thing::Fifo,
-        Thing::Symlink,
-        Thing::Dangling,
-        Thing::Directory,
-        Thing::Sparse,
-    ];
+    const OUTSIDE: &[u8] = b"outside";
 
-    /// Puts `thing` at `path`; symlinks point to `outside` (a file holding `b"outside"` for
-    /// [`Thing::Symlink`], nothing for [`Thing::Dangling`]).
     fn plant(thing: Thing, path: &Path, outside: &Path) {
-        match thing {
-            Thing::Fifo => {
-                let st = std::process::Command::new("mkfifo")
-                    .arg(path)
-                    .status()
-                    .unwrap();
-                assert!(st.success());
-            }
-            Thing::Symlink => {
-                fs::write(outside, b"outside").unwrap();
-                std::os::unix::fs::symlink(outside, path).unwrap();
-            }
-            Thing::Dangling => std::os::unix::fs::symlink(outside, path).unwrap(),
-            Thing::Directory => fs::create_dir_all(path.join("inside")).unwrap(),
-            Thing::Sparse => File::create(path).unwrap().set_len(2 << 30).unwrap(),
-        }
+        hostile::plant(thing, path, outside, OUTSIDE);
     }
 
-    /// The outside file is as planted (or still absent).
     fn assert_outside_untouched(thing: Thing, outside: &Path) {
-        match thing {
-            Thing::Symlink => assert_eq!(fs::read(outside).unwrap(), b"outside"),
-            _ => assert!(fs::symlink_metadata(outside).is_err(), "{thing:?}: created"),
-        }
+        hostile::assert_outside_untouched(thing, outside, OUTSIDE, &format!("{thing:?}"));
     }
 
     fn set_aside_names(dir: &Path, name: &str) -> Vec<PathBuf> {

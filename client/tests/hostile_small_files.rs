@@ -11,6 +11,8 @@
 #![cfg(all(unix, feature = "cli"))]
 
 mod common;
+#[path = "common/hostile.rs"]
+mod hostile;
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -19,6 +21,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{NOW, WEEK, count, greet_file};
+use hostile::{THINGS, Thing};
 
 /// A run still going after this long is a hang (a normal run takes milliseconds).
 const WATCHDOG: Duration = Duration::from_secs(20);
@@ -29,47 +32,9 @@ const LOG_KEY: &str =
     "telemetry.example.org/config+b59e49b9+ASh3/3wT4sVlg0dVfsOW+n7twqUeLyaZTmHGrAke2Rpj";
 const UPLOAD_DIR: &str = "upload/telemetry.example.org_config";
 
-/// What is found where a small file belongs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Thing {
-    Fifo,
-    /// A symlink to a regular file outside the clearcount directory.
-    Symlink,
-    /// A symlink to a path outside that does not exist.
-    Dangling,
-    Directory,
-    /// A 2 GiB sparse regular file.
-    Sparse,
-}
-
-const THINGS: [Thing; 5] = [
-    Thing::Fifo,
-    Thing::Symlink,
-    Thing::Dangling,
-    Thing::Directory,
-    Thing::Sparse,
-];
-
 /// What a symlink points to: a valid mode file (mode local), so that following the link in
 /// place of the mode file would show (greet would record). Other files just must not change.
 const OUTSIDE: &[u8] = b"mode local 2026-11-18T12:00:00Z\n";
-
-fn plant(thing: Thing, path: &Path, outside: &Path) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    match thing {
-        Thing::Fifo => {
-            let st = Command::new("mkfifo").arg(path).status().unwrap();
-            assert!(st.success(), "mkfifo");
-        }
-        Thing::Symlink => {
-            fs::write(outside, OUTSIDE).unwrap();
-            std::os::unix::fs::symlink(outside, path).unwrap();
-        }
-        Thing::Dangling => std::os::unix::fs::symlink(outside, path).unwrap(),
-        Thing::Directory => fs::create_dir_all(path.join("inside")).unwrap(),
-        Thing::Sparse => fs::File::create(path).unwrap().set_len(2 << 30).unwrap(),
-    }
-}
 
 /// A fresh clearcount directory `cc` and an `outside` path beside it, in a temporary directory.
 struct Scene {
@@ -135,12 +100,10 @@ impl Scene {
             let kib: u64 = text.trim().parse().expect("peak RSS from /usr/bin/time");
             assert!(kib < RSS_LIMIT_KIB, "{what}: peak RSS {kib} KiB");
         }
-        match thing {
-            Some(Thing::Symlink) => assert_eq!(fs::read(&self.outside).unwrap(), OUTSIDE, "{what}"),
-            _ => assert!(
-                fs::symlink_metadata(&self.outside).is_err(),
-                "{what}: created outside"
-            ),
+        if let Some(thing) = thing {
+            hostile::assert_outside_untouched(thing, &self.outside, OUTSIDE, what);
+        } else {
+            assert!(fs::symlink_metadata(&self.outside).is_err(), "{what}");
         }
     }
 
@@ -191,7 +154,7 @@ fn run_with_watchdog(mut cmd: Command, what: &str) -> Output {
 fn each_thing(rel: &str, prepare: impl Fn(Scene) -> Scene, check: impl Fn(&Scene, Thing, &str)) {
     for thing in THINGS {
         let scene = prepare(Scene::new());
-        plant(thing, &scene.cc.join(rel), &scene.outside);
+        hostile::plant(thing, &scene.cc.join(rel), &scene.outside, OUTSIDE);
         let what = format!("{thing:?} at {rel}");
         scene.greet(&what, Some(thing));
         check(&scene, thing, &what);

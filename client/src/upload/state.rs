@@ -16,7 +16,8 @@
 //!
 //! Every small file here is read with a cap and never through a symlink or from a FIFO; one
 //! that is not a regular file of sensible size is set aside (`NAME.set-aside-...`) and read as
-//! absent, so the next write replaces it (see [`crate::Layout`]).
+//! absent, so the next write replaces it (see [`crate::Layout`]); the alarm excepted, which
+//! then reads as an alarm (see [`LogState::alarm`]).
 
 use std::fs;
 use std::io;

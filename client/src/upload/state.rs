@@ -419,9 +419,50 @@ fn remove_if_exists(p: &Path) -> io::Result<bool> {
     }
 }
 
+/// The hostile things the tests plant, shared with `tests/hostile_small_files.rs`.
+#[cfg(all(test, unix))]
+#[path = "../../tests/common/hostile.rs"]
+mod hostile;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn hostile_files_read_as_absent_and_an_unreadable_alarm_stays_an_alarm() {
+        use super::hostile::{THINGS, assert_outside_untouched, plant};
+        for thing in THINGS {
+            let dir = tempfile::tempdir().unwrap();
+            let state = LogState::new(&Layout::new(dir.path().join("cc")), "test.example/c");
+            let files = [
+                state.endpoint_file(),
+                state.checkpoint_file(),
+                state.config_file(),
+                state.alarm_file(),
+            ];
+            let outside = |i: usize| dir.path().join(format!("outside-{i}"));
+            for (i, f) in files.iter().enumerate() {
+                plant(thing, f, &outside(i), b"x");
+            }
+            fs::write(state.config_index_file(), b"3\n").unwrap();
+            let what = format!("{thing:?}");
+            assert_eq!(state.endpoint(), None, "{what}");
+            assert_eq!(state.checkpoint_note(), None, "{what}");
+            assert_eq!(state.cached_config(), None, "{what}");
+            for f in &files[..3] {
+                assert!(fs::symlink_metadata(f).is_err(), "{what}: {f:?} set aside");
+            }
+            let alarm = state.alarm().expect("an unreadable alarm is an alarm");
+            assert!(alarm.contains("cannot be read"), "{what}: {alarm}");
+            assert_eq!(fs::read_to_string(state.alarm_file()).unwrap(), alarm);
+            assert!(state.clear_alarm(false).unwrap(), "{what}");
+            assert_eq!(state.alarm(), None, "{what}");
+            for i in 0..files.len() {
+                assert_outside_untouched(thing, &outside(i), b"x", &what);
+            }
+        }
+    }
 
     #[test]
     fn endpoint_round_trip_and_names() {

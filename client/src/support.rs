@@ -306,10 +306,11 @@ fn set_aside_noted(path: &Path, why: &io::Error) {
     }
 }
 
-/// The hostile things the tests plant, shared with `tests/hostile_small_files.rs`.
+/// The hostile things the tests plant (here and in `upload::state`), shared with
+/// `tests/hostile_small_files.rs`.
 #[cfg(all(test, unix))]
 #[path = "../tests/common/hostile.rs"]
-mod hostile;
+pub(crate) mod hostile;
 
 #[cfg(all(test, unix))]
 mod tests {

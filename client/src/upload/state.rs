@@ -419,11 +419,6 @@ fn remove_if_exists(p: &Path) -> io::Result<bool> {
     }
 }
 
-/// The hostile things the tests plant, shared with `tests/hostile_small_files.rs`.
-#[cfg(all(test, unix))]
-#[path = "../../tests/common/hostile.rs"]
-mod hostile;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,7 +426,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn hostile_files_read_as_absent_and_an_unreadable_alarm_stays_an_alarm() {
-        use super::hostile::{THINGS, assert_outside_untouched, plant};
+        use crate::support::hostile::{THINGS, assert_outside_untouched, plant};
         for thing in THINGS {
             let dir = tempfile::tempdir().unwrap();
             let state = LogState::new(&Layout::new(dir.path().join("cc")), "test.example/c");

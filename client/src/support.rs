@@ -66,8 +66,8 @@ pub fn file_size_limit() -> Option<u64> {
 
 static DEBUG_LOG: OnceLock<PathBuf> = OnceLock::new();
 
-/// Largest debug log kept. Appends that would pass it are dropped, so a longer file was not
-/// written by clearcount and is set aside.
+/// Largest debug log kept. Appends that would pass it are dropped, so a much longer file was
+/// not written by clearcount and is set aside.
 const DEBUG_LOG_MAX: u64 = 256 * 1024;
 
 /// Enables the debug log at `path` for the rest of the process (the first call wins). Until
@@ -222,16 +222,20 @@ pub(crate) fn read_kept(path: &Path, max: u64) -> Option<Vec<u8>> {
     }
 }
 
+/// How far past its cap [`append_small`] may leave a file: processes appending at the same
+/// moment may each pass the check before the others write (a few lines at most).
+const APPEND_SLACK: u64 = 64 * 1024;
+
 /// Appends `bytes` to the small file at `path`, creating it if needed, unless the file would
 /// then be longer than `max_total` bytes or than the process's file size limit (then nothing
-/// is written and `Ok(false)` returned). An unfit file (wrong type, or already longer than
-/// `max_total`, so not written by this function) is set aside once and the append retried on
-/// a fresh file. Never blocks, never writes through a symlink.
+/// is written and `Ok(false)` returned). An unfit file (wrong type, or so far past
+/// `max_total` that this function did not write it) is set aside once and the append retried
+/// on a fresh file. Never blocks, never writes through a symlink.
 pub(crate) fn append_small(path: &Path, bytes: &[u8], max_total: u64) -> io::Result<bool> {
     let mut opts = OpenOptions::new();
     opts.append(true).create(true);
     let (mut file, meta) = open_or_set_aside(path, &mut opts, |m| {
-        if m.len() > max_total {
+        if m.len() > max_total.saturating_add(APPEND_SLACK) {
             Err(unfit(Unfit::TooLarge(m.len())))
         } else {
             Ok(())
@@ -410,6 +414,9 @@ mod tests {
         assert!(!append_small(&p, b"6789", 8).unwrap(), "would pass the cap");
         assert!(append_small(&p, b"678", 8).unwrap());
         assert_eq!(fs::read(&p).unwrap(), b"12345678");
+        // A little past the cap (appenders racing) is still the log: nothing is added to it.
+        fs::write(&p, vec![b'x'; 8 + 1000]).unwrap();
+        assert!(!append_small(&p, b"9", 8).unwrap());
         assert!(set_aside_names(dir.path(), "log").is_empty());
     }
 

@@ -25,7 +25,7 @@ use hostile::{THINGS, Thing};
 
 /// A run still going after this long is a hang (a normal run takes milliseconds).
 const WATCHDOG: Duration = Duration::from_secs(20);
-/// Peak RSS (KiB) well above greet's own (about 10 MiB), far below a 2 GiB file read whole.
+/// Peak RSS (KiB) far above greet's own (3 to 4 MiB), far below a 2 GiB file read whole.
 const RSS_LIMIT_KIB: u64 = 256 * 1024;
 /// The example tools' log key: greet's upload directory is `upload/telemetry.example.org_config`.
 const LOG_KEY: &str =

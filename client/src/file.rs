@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::format::{self, FormatError, Meta, Words};
-use crate::mapping;
+use crate::{mapping, support};
+
+pub use crate::support::file_size_limit;
 
 /// File name suffix of counter files.
 pub const COUNT_SUFFIX: &str = ".count";
@@ -88,24 +90,6 @@ pub fn file_name(meta: &Meta) -> String {
     )
 }
 
-/// The process's file size limit in bytes (RLIMIT_FSIZE), when one is set and known.
-///
-/// Writing past it would raise SIGXFSZ, which kills the host tool, so clearcount checks it
-/// before every write that extends a file.
-pub fn file_size_limit() -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        let text = fs::read_to_string("/proc/self/limits").ok()?;
-        let line = text.lines().find(|l| l.starts_with("Max file size"))?;
-        let soft = line.split_whitespace().nth(3)?;
-        soft.parse().ok()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
-    }
-}
-
 /// Whether a file may be extended to `end` bytes.
 pub fn size_allowed(end: u64) -> Result<(), FileError> {
     match file_size_limit() {
@@ -165,7 +149,7 @@ impl CounterFile {
                     if attempt == 2 {
                         return Err(e);
                     }
-                    crate::runtime::debug_log(&format!("{e}; setting it aside"));
+                    support::debug_log(&format!("{e}; setting it aside"));
                     set_aside(&path)?;
                 }
                 Err(OpenError::Fatal(e)) => return Err(e),
@@ -178,39 +162,16 @@ impl CounterFile {
     }
 
     fn try_open(path: &Path, meta: &Meta) -> Result<CounterFile, OpenError> {
-        let lmeta = match fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Missing),
-            Err(e) => return Err(OpenError::Fatal(io_err("inspect", path)(e))),
-        };
-        let unusable = |why| {
-            OpenError::Bad(FileError::Unusable {
-                path: path.to_path_buf(),
-                why,
-            })
-        };
-        if !lmeta.file_type().is_file() {
-            return Err(unusable("not a regular file"));
-        }
-        let file = match OpenOptions::new().read(true).write(true).open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Missing),
-            Err(e) => return Err(OpenError::Fatal(io_err("open", path)(e))),
-        };
-        let fmeta = file
-            .metadata()
-            .map_err(|e| OpenError::Fatal(io_err("inspect", path)(e)))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            // The path was swapped between the check and the open (e.g. for a symlink).
-            if fmeta.dev() != lmeta.dev() || fmeta.ino() != lmeta.ino() {
-                return Err(unusable("changed while being opened"));
-            }
-        }
-        if !fmeta.is_file() {
-            return Err(unusable("not a regular file"));
-        }
+        // Never through a symlink, never blocking on a FIFO: see `support::open_regular`.
+        let (file, fmeta) =
+            match support::open_regular(path, OpenOptions::new().read(true).write(true)) {
+                Ok(opened) => opened,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Missing),
+                Err(e) if support::is_unfit(&e) => {
+                    return Err(unusable(path, "not a regular file"));
+                }
+                Err(e) => return Err(OpenError::Fatal(io_err("open", path)(e))),
+            };
         let len = fmeta.len();
         if len % 8 != 0
             || len < 8 * (format::HEADER_WORDS + format::TABLE_HEADER + format::MIN_SLOTS) as u64
@@ -231,6 +192,7 @@ impl CounterFile {
         })?;
         if &snap.meta != meta {
             return Err(unusable(
+                path,
                 "counter file of another program, version, platform or week",
             ));
         }
@@ -251,11 +213,7 @@ impl CounterFile {
         })?;
         let bytes = format::words_to_bytes(&words);
         size_allowed(bytes.len() as u64)?;
-        let tmp = dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            crate::runtime::unique()
-        ));
+        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), support::unique()));
         let result = (|| {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -505,22 +463,27 @@ enum OpenError {
     Fatal(FileError),
 }
 
-/// Reads and parses a counter file without mapping it (for reports and views).
+fn unusable(path: &Path, why: &'static str) -> OpenError {
+    OpenError::Bad(FileError::Unusable {
+        path: path.to_path_buf(),
+        why,
+    })
+}
+
+/// Reads and parses a counter file without mapping it (for reports and views). A symlink,
+/// FIFO, directory or oversized file is an error, never followed, blocked on or read whole.
 pub fn read_snapshot(path: &Path) -> Result<format::Snapshot, FileError> {
-    let lmeta = fs::symlink_metadata(path).map_err(io_err("inspect", path))?;
-    if !lmeta.file_type().is_file() {
-        return Err(FileError::Unusable {
-            path: path.to_path_buf(),
-            why: "not a regular file",
-        });
-    }
-    if lmeta.len() > 8 * format::MAX_WORDS as u64 {
-        return Err(FileError::Format {
-            path: path.to_path_buf(),
-            source: FormatError::Length(usize::MAX),
-        });
-    }
-    let bytes = fs::read(path).map_err(io_err("read", path))?;
+    let bytes = match support::read_small(path, 8 * format::MAX_WORDS as u64) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(io_err("read", path)(io::ErrorKind::NotFound.into())),
+        Err(e) if support::is_unfit(&e) => {
+            return Err(FileError::Unusable {
+                path: path.to_path_buf(),
+                why: "not a regular file, or too large",
+            });
+        }
+        Err(e) => return Err(io_err("read", path)(e)),
+    };
     format::parse_bytes(&bytes).map_err(|source| FileError::Format {
         path: path.to_path_buf(),
         source,

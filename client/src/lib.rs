@@ -33,6 +33,7 @@ mod mapping;
 pub mod mode;
 pub mod report;
 mod runtime;
+mod support;
 
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -85,10 +86,11 @@ pub fn valid_version(v: &str) -> bool {
 /// | `mode` | the mode, when it was set, per-program overrides, retention |
 /// | `local/WEEK_PROGRAM@VERSION_OS_ARCH.count` | counter files of weeks not yet reduced |
 /// | `local/next-reduction` | when the next weekly reduction is due |
+/// | `local/.reduce.lock` | held by the one process reducing |
 /// | `reports/WEEK.json` | local weekly reports |
-/// | `debug.log` | problems clearcount met (it never prints) |
-///
+/// | `debug.log` | problems clearcount met (it never prints), at most 256 KiB |
 /// | `upload/LOG/` | the uploader's state per config log (see [`upload::state`]) |
+/// | `NAME.set-aside-TIME-PID-N` | a symlink, FIFO, directory or oversized file found where one of the small files above belongs, moved out of the way (never followed, read whole or deleted) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     root: PathBuf,

@@ -30,7 +30,7 @@ use std::fmt;
 use std::fs;
 use std::str::FromStr;
 
-use crate::{Layout, clock, report};
+use crate::{Layout, clock, report, support};
 
 /// The environment variable that turns everything off when set to anything but empty, `0`, `false`.
 pub const DO_NOT_TRACK_ENV: &str = "DO_NOT_TRACK";
@@ -324,13 +324,16 @@ fn valid_origin(origin: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == '+')
 }
 
-/// Reads the mode file of `layout`: a missing file means the defaults; an unreadable or damaged
-/// one is an error, which every reader takes as `off` (the safe reading of a file it cannot
-/// understand).
+/// Reads the mode file of `layout`: a missing file means the defaults; an unreadable, damaged
+/// or unfit one (a symlink, FIFO, directory or file over 64 KiB: never followed, blocked on or
+/// read whole) is an error, which every reader takes as `off`, the safe reading of a file it
+/// cannot understand. An unfit mode file is left in place rather than set aside: without it the
+/// defaults (mode `local`) would apply, and a file clearcount cannot read must never raise the
+/// mode.
 pub fn read(layout: &Layout) -> Result<ModeFile, String> {
-    match fs::read(layout.mode_file()) {
-        Ok(b) => ModeFile::parse(&b).map_err(|e| e.to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ModeFile::default()),
+    match support::read_small(&layout.mode_file(), MAX_MODE_FILE as u64) {
+        Ok(Some(b)) => ModeFile::parse(&b).map_err(|e| e.to_string()),
+        Ok(None) => Ok(ModeFile::default()),
         Err(e) => Err(format!("cannot read {}: {e}", layout.mode_file().display())),
     }
 }

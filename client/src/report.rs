@@ -28,10 +28,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Layout;
 use crate::clock::{self, Week};
 use crate::file::{self, COUNT_SUFFIX};
 use crate::format::{Meta, Snapshot};
+use crate::{Layout, support};
 
 /// The local report format version.
 pub const REPORT_FORMAT: u32 = 1;
@@ -218,13 +218,10 @@ pub fn week_of_file_name(name: &str) -> Option<Week> {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     file::size_allowed(bytes.len() as u64)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        crate::runtime::unique()
-    ));
+    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), support::unique()));
     let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+        // `create_new`: never through a symlink planted under the temporary name.
+        let mut f = fs::File::create_new(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(bytes).map_err(io_err("write", &tmp))?;
         f.sync_all().map_err(io_err("sync", &tmp))?;
         fs::rename(&tmp, path).map_err(io_err("rename", path))
@@ -235,12 +232,13 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError>
     result
 }
 
-/// Reads the stored report of `week`, if any.
+/// Reads the stored report of `week`, if any. A symlink, FIFO, directory or file over
+/// [`MAX_REPORT_BYTES`] in its place is an error (never followed, blocked on or read whole).
 pub fn read_report(layout: &Layout, week: Week) -> Result<Option<LocalReport>, ReportError> {
     let path = layout.report(week);
-    match fs::read(&path) {
-        Ok(b) => LocalReport::parse(&b).map(Some),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+    match support::read_small(&path, MAX_REPORT_BYTES as u64) {
+        Ok(Some(b)) => LocalReport::parse(&b).map(Some),
+        Ok(None) => Ok(None),
         Err(e) => Err(io_err("read", &path)(e)),
     }
 }
@@ -326,12 +324,7 @@ pub fn reduce(
         });
     }
     let lock_path = layout.reduce_lock();
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_err("open", &lock_path))?;
+    let lock = support::open_lock(&lock_path).map_err(io_err("open", &lock_path))?;
     if lock.try_lock().is_err() {
         return Err(ReportError::Busy);
     }
@@ -428,10 +421,14 @@ fn reduce_locked(
     Ok(summary)
 }
 
+/// Largest `next-reduction` marker read (it holds one number).
+const MARKER_CAP: u64 = 64;
+
 /// Reduces if due (cheap otherwise: one small file read). Used at start-up and week changes.
+/// A marker that is not a small regular file is set aside, so the reduction rewrites it.
 pub(crate) fn maybe_reduce(layout: &Layout, now: i64, retention_weeks: u32) {
-    let due = fs::read_to_string(layout.reduce_marker())
-        .ok()
+    let due = support::read_kept(&layout.reduce_marker(), MARKER_CAP)
+        .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.trim().parse::<i64>().ok());
     if let Some(due) = due
         && now < due
@@ -442,7 +439,7 @@ pub(crate) fn maybe_reduce(layout: &Layout, now: i64, retention_weeks: u32) {
     if let Err(e) = reduce(layout, now, retention_weeks)
         && !matches!(e, ReportError::Busy)
     {
-        crate::runtime::debug_log(&format!("weekly reduction failed: {e}"));
+        support::debug_log(&format!("weekly reduction failed: {e}"));
     }
 }
 

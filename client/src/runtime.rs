@@ -1,8 +1,7 @@
-//! Start-up, the process-wide recording state, week switching and the debug log.
+//! Start-up, the process-wide recording state and week switching.
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -13,6 +12,7 @@ use crate::counter::{Category, Counter, LabelCell, MAX_LABELS, saturating_add};
 use crate::file::CounterFile;
 use crate::format::Meta;
 use crate::mode::{self, Mode};
+use crate::support::{self, debug_log};
 use crate::{Layout, report};
 
 /// Not started yet: increments are kept in memory.
@@ -27,7 +27,6 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static EPOCH: AtomicU64 = AtomicU64::new(1);
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 static REGISTRY: Mutex<Vec<Reg>> = Mutex::new(Vec::new());
-static DEBUG_LOG: OnceLock<PathBuf> = OnceLock::new();
 /// The program this process started as (the embedded consent commands act on it).
 #[cfg(feature = "cli")]
 static HOST_PROGRAM: OnceLock<String> = OnceLock::new();
@@ -74,36 +73,6 @@ struct Runtime {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A number unique within this process (for temporary file names).
-pub(crate) fn unique() -> u64 {
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Largest debug log kept; beyond it, messages are dropped.
-const DEBUG_LOG_MAX: u64 = 256 * 1024;
-
-/// Appends a line to the local debug log (`<dir>/debug.log`), only once recording was allowed
-/// to write to the directory. Never fails, never prints.
-pub(crate) fn debug_log(msg: &str) {
-    let Some(path) = DEBUG_LOG.get() else {
-        return;
-    };
-    let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let line = format!(
-        "{} pid {}: {msg}\n",
-        clock::format_rfc3339(clock::now_unix()),
-        std::process::id()
-    );
-    let end = len + line.len() as u64;
-    if end > DEBUG_LOG_MAX || crate::file::size_allowed(end).is_err() {
-        return;
-    }
-    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
-        let _ = f.write_all(line.as_bytes());
-    }
 }
 
 /// How a host tool starts clearcount: program, version and options.
@@ -221,12 +190,6 @@ fn maybe_become_upload_child(s: &Settings, marker: &str) {
     }
 }
 
-/// Sets the debug log path (used by the upload child, which does not record).
-#[cfg(feature = "upload")]
-pub(crate) fn set_debug_log(path: PathBuf) {
-    let _ = DEBUG_LOG.set(path);
-}
-
 /// Starts recording for `program` at `version`: call it early in `main`.
 ///
 /// ```no_run
@@ -302,7 +265,7 @@ fn start_inner(s: Settings) -> bool {
     if !exists && fs::create_dir_all(&local).is_err() {
         return false;
     }
-    let _ = DEBUG_LOG.set(layout.debug_log());
+    support::set_debug_log(layout.debug_log());
     if !exists || now - week.start_unix() < 86_400 {
         report::maybe_reduce(&layout, now, retention);
     }

@@ -397,8 +397,9 @@ fn purge_program(layout: &Layout, p: &str, deleted: &mut Vec<(PathBuf, String)>)
     for state in upload_state::logs(layout) {
         for (w, _) in state.decided_weeks() {
             for path in [state.pending(w), state.sent(w), state.rejected(w)] {
-                let holds = fs::read(&path)
+                let holds = crate::support::read_small(&path, 64 * 1024)
                     .ok()
+                    .flatten()
                     .and_then(|b| {
                         serde_json::from_slice::<crate::upload::build::UploadReport>(&b).ok()
                     })

@@ -176,7 +176,8 @@ fn uploads(layout: &Layout, s: &mut String) -> Result<()> {
                 writeln!(s, "    {line}")?;
             }
         }
-        if let Ok(text) = fs::read_to_string(st.lost_child_file()) {
+        if let Some(text) = crate::support::read_kept(&st.lost_child_file(), 4096) {
+            let text = String::from_utf8_lossy(&text);
             writeln!(s, "  upload child: {}", text.trim_end())?;
         }
         match st.checkpoint_note().and_then(|n| {
@@ -270,7 +271,7 @@ fn local_files(layout: &Layout, s: &mut String) -> Result<()> {
         let list: Vec<String> = weeks.iter().map(Week::to_string).collect();
         writeln!(s, "weekly reports: {}", list.join(", "))?;
     }
-    if let Ok(m) = fs::metadata(layout.debug_log()) {
+    if let Ok(m) = fs::symlink_metadata(layout.debug_log()) {
         writeln!(
             s,
             "debug log: {} ({} bytes)",

@@ -64,7 +64,7 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::mode::{self, Mode, ModeFile};
-use crate::{Layout, runtime};
+use crate::{Layout, support};
 
 pub use state::{Endpoint, LogState};
 
@@ -168,7 +168,7 @@ fn note_lost_children(state: &LogState, today: &str) {
         return;
     }
     let text = lost_child_text(&days);
-    runtime::debug_log(text.trim_end());
+    support::debug_log(text.trim_end());
     let _ = crate::report::write_atomic(&state.lost_child_file(), text.as_bytes());
     for d in &days {
         let _ = fs::remove_file(state.child_marker(d));
@@ -198,7 +198,7 @@ fn child_command(_layout: &Layout, _endpoint: &Endpoint, marker: &str) -> Option
 #[cfg(not(feature = "upload"))]
 fn child_command(layout: &Layout, endpoint: &Endpoint, marker: &str) -> Option<Command> {
     let Some(program) = find_clearcount_command() else {
-        runtime::debug_log(
+        support::debug_log(
             "no `clearcount` command beside this tool or on PATH: nothing is uploaded today",
         );
         return None;
@@ -246,7 +246,16 @@ fn spawn_child(layout: &Layout, state: &LogState, endpoint: &Endpoint, day: &str
     let Some(mut cmd) = child_command(layout, endpoint, &format!("{day}:{nonce}")) else {
         return;
     };
-    if fs::write(state.child_marker(day), nonce).is_err() {
+    // A fresh marker, never written through whatever stands there (remove_file takes a link
+    // itself away; create_new does not follow one).
+    let marker = state.child_marker(day);
+    let _ = fs::remove_file(&marker);
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .and_then(|mut f| f.write_all(nonce.as_bytes()));
+    if written.is_err() {
         return;
     }
     cmd.stdin(Stdio::piped())
@@ -269,7 +278,7 @@ fn spawn_child(layout: &Layout, state: &LogState, endpoint: &Endpoint, day: &str
                     let _ = child.wait();
                 });
         }
-        Err(e) => runtime::debug_log(&format!("cannot start the upload child: {e}")),
+        Err(e) => support::debug_log(&format!("cannot start the upload child: {e}")),
     }
 }
 
@@ -285,7 +294,10 @@ pub(crate) fn is_child(layout: &Layout, endpoint: &Endpoint, marker: &str) -> bo
         return false;
     }
     let state = LogState::new(layout, endpoint.origin());
-    let genuine = fs::read_to_string(state.token(day)).is_ok_and(|t| t == nonce);
+    let genuine = support::read_small(&state.token(day), 256)
+        .ok()
+        .flatten()
+        .is_some_and(|t| t == nonce.as_bytes());
     if genuine {
         let _ = fs::remove_file(state.child_marker(day));
     }
@@ -336,10 +348,10 @@ pub(crate) fn child_main(layout: Layout, endpoint: Endpoint) -> ! {
             std::thread::sleep(CHILD_DEADLINE);
             std::process::exit(0);
         });
-    runtime::set_debug_log(layout.debug_log());
+    support::set_debug_log(layout.debug_log());
     wait_for_host();
     if cancelled() {
-        runtime::debug_log("upload: a consent command ran in the host: nothing uploaded");
+        support::debug_log("upload: a consent command ran in the host: nothing uploaded");
         std::process::exit(0);
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -350,18 +362,18 @@ pub(crate) fn child_main(layout: Layout, endpoint: Endpoint) -> ! {
             &run::HttpTransport::new(),
         );
         for n in &summary.notes {
-            runtime::debug_log(&format!("upload: {n}"));
+            support::debug_log(&format!("upload: {n}"));
         }
         for w in &summary.weeks {
             if w.body.is_some() || w.why.contains("retried") || w.why.contains("refused") {
-                runtime::debug_log(&format!("upload: week {}: {}", w.week, w.why));
+                support::debug_log(&format!("upload: week {}: {}", w.week, w.why));
             }
         }
     }));
     if result.is_err() {
-        runtime::debug_log("upload: the upload child panicked");
+        support::debug_log("upload: the upload child panicked");
     }
-    runtime::debug_log("upload: run finished");
+    support::debug_log("upload: run finished");
     std::process::exit(0)
 }
 
@@ -369,9 +381,10 @@ pub(crate) fn child_main(layout: Layout, endpoint: Endpoint) -> ! {
 /// once.
 fn print_notice(state: &LogState) {
     let path = state.notice_file();
-    let Ok(text) = fs::read_to_string(&path) else {
+    let Some(text) = support::read_kept(&path, 4096) else {
         return;
     };
+    let text = String::from_utf8_lossy(&text);
     if fs::remove_file(&path).is_err() {
         return;
     }

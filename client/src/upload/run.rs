@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use clearcount_config_log::config::Config;
 
-use crate::Layout;
 use crate::clock::{self, Week};
 use crate::mode::{self, ConsentLock, Mode, ModeFile};
 use crate::report::{self, ReportError};
+use crate::{Layout, support};
 
 use super::any_consent;
 use super::build::{self, Outcome};
@@ -30,6 +30,8 @@ pub const MAX_WEEKS_OLD: i64 = 4;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a run waits for another uploader to finish.
 pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+/// Largest report kept for sending (the server takes at most 64 KiB).
+const MAX_REPORT: u64 = 64 * 1024;
 /// Total timeout of one upload request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -245,12 +247,7 @@ fn uploader_lock(state: &LogState, sum: &mut RunSummary) -> Option<fs::File> {
             .push(format!("cannot create {}: {e}", state.dir().display()));
         return None;
     }
-    let lock = match fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(state.lock_file())
-    {
+    let lock = match support::open_lock(&state.lock_file()) {
         Ok(f) => f,
         Err(e) => {
             sum.notes.push(format!("cannot open the upload lock: {e}"));
@@ -545,7 +542,7 @@ impl Run<'_> {
         pending.sort();
         let mut sent_one = false;
         for w in pending {
-            let Ok(body) = fs::read(self.state.pending(w)) else {
+            let Ok(Some(body)) = support::read_small(&self.state.pending(w), MAX_REPORT) else {
                 continue;
             };
             let text = String::from_utf8_lossy(&body).into_owned();

@@ -17,14 +17,28 @@
 //! | `weeks/WEEK.rejected.json` (+ `.why`) | refused by the server (4xx): never retried |
 //! | `weeks/WEEK.unsampled` | not sampled (`x >= sample_rate`): nothing is sent for that week |
 //! | `weeks/WEEK.withdrawn` | built, then consent was withdrawn or narrowed before it left: never sent |
+//!
+//! Every small file here is read with a cap and never through a symlink or from a FIFO; one
+//! that is not a regular file of sensible size is set aside (`NAME.set-aside-...`) and read as
+//! absent, so the next write replaces it (see [`crate::Layout`]); the alarm excepted, which
+//! then reads as an alarm (see [`LogState::alarm`]).
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::Layout;
 use crate::clock::Week;
 use crate::report::{ReportError, write_atomic};
+use crate::{Layout, support};
+
+/// Largest `endpoint` file read (a URL and a key).
+const ENDPOINT_CAP: u64 = 4 * 1024;
+/// Largest checkpoint note read (config-log's own limit for a checkpoint).
+const CHECKPOINT_CAP: u64 = 64 * 1024;
+/// Largest cached config read (the config schema's limit: 65,535 bytes).
+const CONFIG_CAP: u64 = 65_535;
+/// Largest alarm, refusal reason or `config-index` read.
+const TEXT_CAP: u64 = 64 * 1024;
 
 /// A server and the pinned verifier key of its config log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,9 +261,9 @@ impl LogState {
         if self.sent(week).exists() {
             WeekState::Sent
         } else if self.withdrawn(week).exists() {
-            WeekState::Withdrawn(fs::read_to_string(self.withdrawn(week)).unwrap_or_default())
+            WeekState::Withdrawn(read_text(&self.withdrawn(week), TEXT_CAP).unwrap_or_default())
         } else if self.rejected(week).exists() {
-            WeekState::Rejected(fs::read_to_string(self.rejected_why(week)).unwrap_or_default())
+            WeekState::Rejected(read_text(&self.rejected_why(week), TEXT_CAP).unwrap_or_default())
         } else if self.unsampled(week).exists() {
             WeekState::Unsampled
         } else if self.pending(week).exists() {
@@ -278,7 +292,7 @@ impl LogState {
 
     /// The recorded endpoint.
     pub fn endpoint(&self) -> Option<Endpoint> {
-        Endpoint::parse(&fs::read_to_string(self.endpoint_file()).ok()?)
+        Endpoint::parse(&read_text(&self.endpoint_file(), ENDPOINT_CAP)?)
     }
 
     /// Records `endpoint` (when it differs from the recorded one).
@@ -290,9 +304,27 @@ impl LogState {
         write_atomic(&self.endpoint_file(), endpoint.render().as_bytes())
     }
 
-    /// The alarm text, if any.
+    /// The alarm text, if any. Something that cannot be read where the alarm belongs (a
+    /// symlink, FIFO, directory, an oversized or unreadable file) is an alarm too, never "no
+    /// alarm": a wrong type or size is set aside and replaced by an alarm that says so, which
+    /// the user clears as any other.
     pub fn alarm(&self) -> Option<String> {
-        fs::read_to_string(self.alarm_file()).ok()
+        let path = self.alarm_file();
+        let e = match support::read_small(&path, TEXT_CAP) {
+            Ok(text) => return text.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            Err(e) => e,
+        };
+        let mut text = format!("the alarm file {} cannot be read: {e}", path.display());
+        let aside = if support::is_unfit(&e) {
+            support::set_aside(&path).ok()
+        } else {
+            None
+        };
+        if let Some(aside) = aside {
+            text.push_str(&format!("; it was set aside as {}", aside.display()));
+            let _ = write_atomic(&path, text.as_bytes());
+        }
+        Some(text)
     }
 
     /// Records an alarm (the first one stays: it is the evidence).
@@ -316,17 +348,16 @@ impl LogState {
 
     /// The remembered checkpoint note.
     pub fn checkpoint_note(&self) -> Option<Vec<u8>> {
-        fs::read(self.checkpoint_file()).ok()
+        support::read_kept(&self.checkpoint_file(), CHECKPOINT_CAP)
     }
 
     /// The cached config and its index.
     pub fn cached_config(&self) -> Option<(u64, Vec<u8>)> {
-        let index = fs::read_to_string(self.config_index_file())
-            .ok()?
+        let index = read_text(&self.config_index_file(), TEXT_CAP)?
             .trim()
             .parse()
             .ok()?;
-        Some((index, fs::read(self.config_file()).ok()?))
+        Some((index, support::read_kept(&self.config_file(), CONFIG_CAP)?))
     }
 
     /// The directory of verified config copies.
@@ -341,7 +372,7 @@ impl LogState {
 
     /// The bytes of the verified config at `index`, when this machine verified it.
     pub fn config_copy_bytes(&self, index: u64) -> Option<Vec<u8>> {
-        fs::read(self.config_copy_file(index)).ok()
+        support::read_kept(&self.config_copy_file(index), CONFIG_CAP)
     }
 
     /// Keeps a copy of the verified config at `index` (once; entries never change).
@@ -431,6 +462,11 @@ pub fn logs(layout: &Layout) -> Vec<LogState> {
     out
 }
 
+/// One of the small text files here (see [`support::read_kept`]); not UTF-8 reads as absent.
+fn read_text(path: &Path, cap: u64) -> Option<String> {
+    String::from_utf8(support::read_kept(path, cap)?).ok()
+}
+
 fn create_dir(dir: &Path) -> Result<(), ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError::Io {
         what: "create",
@@ -450,6 +486,42 @@ fn remove_if_exists(p: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn hostile_files_read_as_absent_and_an_unreadable_alarm_stays_an_alarm() {
+        use crate::support::hostile::{THINGS, assert_outside_untouched, plant};
+        for thing in THINGS {
+            let dir = tempfile::tempdir().unwrap();
+            let state = LogState::new(&Layout::new(dir.path().join("cc")), "test.example/c");
+            let files = [
+                state.endpoint_file(),
+                state.checkpoint_file(),
+                state.config_file(),
+                state.alarm_file(),
+            ];
+            let outside = |i: usize| dir.path().join(format!("outside-{i}"));
+            for (i, f) in files.iter().enumerate() {
+                plant(thing, f, &outside(i), b"x");
+            }
+            fs::write(state.config_index_file(), b"3\n").unwrap();
+            let what = format!("{thing:?}");
+            assert_eq!(state.endpoint(), None, "{what}");
+            assert_eq!(state.checkpoint_note(), None, "{what}");
+            assert_eq!(state.cached_config(), None, "{what}");
+            for f in &files[..3] {
+                assert!(fs::symlink_metadata(f).is_err(), "{what}: {f:?} set aside");
+            }
+            let alarm = state.alarm().expect("an unreadable alarm is an alarm");
+            assert!(alarm.contains("cannot be read"), "{what}: {alarm}");
+            assert_eq!(fs::read_to_string(state.alarm_file()).unwrap(), alarm);
+            assert!(state.clear_alarm(false).unwrap(), "{what}");
+            assert_eq!(state.alarm(), None, "{what}");
+            for i in 0..files.len() {
+                assert_outside_untouched(thing, &outside(i), b"x", &what);
+            }
+        }
+    }
 
     #[test]
     fn endpoint_round_trip_and_names() {

@@ -545,18 +545,32 @@ mod tests {
         assert!((e.raw_estimate - 0.7).abs() < 1e-12);
         assert!((e.variance - 0.6 * 0.4 / (1_000.0 * 0.25)).abs() < 1e-15);
         // Wilson 95% for 600 of 1,000 is [0.56931, 0.62993], mapped.
-        assert!((e.ci_low - (0.56931 - 0.25) / 0.5).abs() < 2e-5, "{}", e.ci_low);
-        assert!((e.ci_high - (0.62993 - 0.25) / 0.5).abs() < 2e-5, "{}", e.ci_high);
+        assert!(
+            (e.ci_low - (0.56931 - 0.25) / 0.5).abs() < 2e-5,
+            "{}",
+            e.ci_low
+        );
+        assert!(
+            (e.ci_high - (0.62993 - 0.25) / 0.5).abs() < 2e-5,
+            "{}",
+            e.ci_high
+        );
     }
 
     #[test]
     fn wilson_matches_reference() {
         // Wilson 95% interval for 10 of 100: [0.0552, 0.1744] (standard tables); 10 is far
         // from the boundary, so no correction applies.
-        let e = Estimator::new(2, None, 0.95).unwrap().interval(100, 10).unwrap();
+        let e = Estimator::new(2, None, 0.95)
+            .unwrap()
+            .interval(100, 10)
+            .unwrap();
         assert!((e.ci_low - 0.0552).abs() < 5e-5, "{}", e.ci_low);
         assert!((e.ci_high - 0.1744).abs() < 5e-5, "{}", e.ci_high);
-        let all = Estimator::new(2, None, 0.95).unwrap().interval(7, 7).unwrap();
+        let all = Estimator::new(2, None, 0.95)
+            .unwrap()
+            .interval(7, 7)
+            .unwrap();
         assert_eq!(all.ci_high, 1.0);
         assert!(all.ci_low < 1.0);
     }

@@ -427,12 +427,22 @@ mod tests {
     #[test]
     fn closed_form_with_the_exact_worst_case() {
         let z: f64 = 1.959_963_984_540_054;
-        for (k, eps) in [(2usize, 0.5), (4, 2.0), (5, 1.0), (32, 0.5), (32, 1.0), (33, 4.0)] {
+        for (k, eps) in [
+            (2usize, 0.5),
+            (4, 2.0),
+            (5, 1.0),
+            (32, 0.5),
+            (32, 1.0),
+            (33, 4.0),
+        ] {
             let rr = RandomizedResponse::new(k, eps).unwrap();
             let l = 0.5f64.clamp(rr.q(), rr.p());
             let exact = z * z * l * (1.0 - l) / (0.02f64.powi(2) * (rr.p() - rr.q()).powi(2));
             let got = reports_needed(k, Some(eps), 0.02, 0.95).unwrap() as f64;
-            assert!(got >= exact && got < exact + 1.0 + 1e-6 * exact, "k={k} eps={eps}");
+            assert!(
+                got >= exact && got < exact + 1.0 + 1e-6 * exact,
+                "k={k} eps={eps}"
+            );
             assert_eq!(worst_rate(k, Some(eps)).unwrap(), l);
         }
         // The figure: the old worst case 1/2 asked for 972,999 reports here.
@@ -446,7 +456,10 @@ mod tests {
             for t in (0..=n + 1).step_by(3) {
                 let direct: f64 = pmf.iter().skip(t as usize).sum();
                 let got = chance_of_reaching(t, n, r);
-                assert!((got - direct).abs() < 1e-11, "n={n} r={r} t={t}: {got} vs {direct}");
+                assert!(
+                    (got - direct).abs() < 1e-11,
+                    "n={n} r={r} t={t}: {got} vs {direct}"
+                );
             }
         }
         // Summation and normal approximation agree where they meet.

@@ -55,7 +55,11 @@ pub fn multinomial<R: Rng + ?Sized>(n: u64, rates: &[f64], rng: &mut R) -> Vec<u
         let c = if i + 1 == rates.len() || left == 0 {
             left
         } else {
-            let p = if mass > 0.0 { (r / mass).clamp(0.0, 1.0) } else { 0.0 };
+            let p = if mass > 0.0 {
+                (r / mass).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             Binomial::new(left, p).expect("a probability").sample(rng)
         };
         counts.push(c);

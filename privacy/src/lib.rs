@@ -5,7 +5,8 @@
 //! - [`sampling`]: the uniform draw `x` in [0, 1) that decides whether a weekly report is sampled,
 //!   and a cryptographically secure RNG for reports ([`secure_rng`]);
 //! - [`budget`]: the privacy budget (epsilon) of a report, and how it composes over weeks;
-//! - [`estimate`]: de-biased label frequencies with confidence intervals, from label counts;
+//! - [`estimate`]: unbiased and consistent label frequencies with score-type confidence
+//!   intervals, from label counts, for any mechanism given by its `(p, q)`;
 //! - [`planner`]: how many reports a margin needs, and the sample rate that yields them.
 //!
 //! This crate depends on no other clearcount crate. Every function validates its input and
@@ -25,7 +26,10 @@
 //! let estimator = Estimator::new(5, Some(1.0), 0.95)?;
 //! let estimates = estimator.estimate_counts(&[400, 250, 150, 120, 80])?;
 //! assert_eq!(estimates.len(), 5);
-//! assert!(estimates[0].ci_low <= estimates[0].estimate && estimates[0].estimate <= estimates[0].ci_high);
+//! let first = &estimates[0];
+//! // The unbiased raw estimate lies in its interval; the published one is consistent.
+//! assert!(first.ci_low <= first.raw_estimate && first.raw_estimate <= first.ci_high);
+//! assert!((estimates.iter().map(|e| e.estimate).sum::<f64>() - 1.0).abs() < 1e-9);
 //! # Ok(())
 //! # }
 //! ```

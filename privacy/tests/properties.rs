@@ -2,7 +2,7 @@
 //! planner's monotonicity and consistency, and no panics on any input.
 
 use clearcount_privacy::budget::{check_report_epsilon, report_epsilon};
-use clearcount_privacy::estimate::{Estimator, LabelCounts, estimate_counter, estimate_label};
+use clearcount_privacy::estimate::{Estimator, Interval, LabelCounts, estimate_counter};
 use clearcount_privacy::planner::{margin_for, plan, reports_needed, sample_rate_for};
 use clearcount_privacy::rr::RandomizedResponse;
 use clearcount_privacy::sampling::{draw_x, is_sampled, validate_sample_rate};
@@ -29,6 +29,17 @@ fn any_f64() -> impl Strategy<Value = f64> {
     ]
 }
 
+/// The interval of one label (`k` labels, `epsilon`, `confidence`).
+fn interval(
+    reports: u64,
+    observed: u64,
+    k: usize,
+    epsilon: Option<f64>,
+    confidence: f64,
+) -> Result<Interval, clearcount_privacy::PrivacyError> {
+    Estimator::new(k, epsilon, confidence)?.interval(reports, observed)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -41,11 +52,12 @@ proptest! {
         confidence in 0.5f64..0.9999,
     ) {
         let observed = ((reports as f64 * frac) as u64).min(reports);
-        let e = estimate_label(reports, observed, k, epsilon, confidence).unwrap();
+        let e = interval(reports, observed, k, epsilon, confidence).unwrap();
         prop_assert!(e.raw_estimate.is_finite() && e.variance.is_finite() && e.variance >= 0.0);
-        prop_assert!(0.0 <= e.ci_low && e.ci_low <= e.estimate);
-        prop_assert!(e.estimate <= e.ci_high && e.ci_high <= 1.0);
-        prop_assert_eq!(e.estimate, e.raw_estimate.clamp(0.0, 1.0));
+        // Never zero width, and the unbiased estimate (clipped) always inside.
+        prop_assert!(0.0 <= e.ci_low && e.ci_low < e.ci_high && e.ci_high <= 1.0);
+        let clipped = e.raw_estimate.clamp(0.0, 1.0);
+        prop_assert!(e.ci_low <= clipped && clipped <= e.ci_high);
         if epsilon.is_none() {
             // Without randomized response the estimate is the observed share itself.
             prop_assert!((e.raw_estimate - observed as f64 / reports as f64).abs() < 1e-15);
@@ -62,14 +74,14 @@ proptest! {
         extra in 0.0f64..0.0099,
     ) {
         let observed = ((reports as f64 * frac) as u64).min(reports);
-        let narrow = estimate_label(reports, observed, k, epsilon, c1).unwrap();
-        let wide = estimate_label(reports, observed, k, epsilon, c1 + extra).unwrap();
+        let narrow = interval(reports, observed, k, epsilon, c1).unwrap();
+        let wide = interval(reports, observed, k, epsilon, c1 + extra).unwrap();
         prop_assert!(wide.ci_low <= narrow.ci_low + 1e-12);
         prop_assert!(wide.ci_high >= narrow.ci_high - 1e-12);
     }
 
     #[test]
-    fn raw_estimates_of_a_counter_sum_to_one(
+    fn raw_and_consistent_estimates_of_a_counter_sum_to_one(
         counts in prop::collection::vec(0u64..1_000_000, 1..=33),
         epsilon in epsilon_opt(),
     ) {
@@ -78,6 +90,12 @@ proptest! {
         let rr_scale = epsilon.map_or(1.0, |e| 1.0 / RandomizedResponse::new(counts.len(), e).unwrap().p_minus_q());
         let sum: f64 = all.iter().map(|e| e.raw_estimate).sum();
         prop_assert!((sum - 1.0).abs() <= 1e-12 * counts.len() as f64 * rr_scale.max(1.0));
+        let consistent: f64 = all.iter().map(|e| e.estimate).sum();
+        prop_assert!((consistent - 1.0).abs() <= 1e-9, "{}", consistent);
+        for e in &all {
+            prop_assert!(e.estimate >= 0.0 && e.estimate <= e.ci_high);
+            prop_assert!(e.ci_low < e.ci_high);
+        }
         let tally = LabelCounts::from_counts(counts.clone()).unwrap();
         prop_assert_eq!(tally.estimate(epsilon, 0.95).unwrap(), all);
     }
@@ -121,7 +139,12 @@ proptest! {
             Ok(rate) => {
                 prop_assert!(installs >= reports);
                 prop_assert!(validate_sample_rate(rate).is_ok());
-                prop_assert!((rate * installs as f64 - reports as f64).abs() <= 1e-6 * reports as f64);
+                // At least the mean rate (headroom), and never the whole population for
+                // nothing: at most the mean plus 10 standard deviations (or 1).
+                let mean = reports as f64 / installs as f64;
+                prop_assert!(rate >= mean * (1.0 - 1e-12), "{} < {}", rate, mean);
+                let sd = (mean * (1.0 - mean) / installs as f64).sqrt();
+                prop_assert!(rate <= (mean + 10.0 * sd + 1e-3 * mean).min(1.0), "{}", rate);
             }
             Err(_) => prop_assert!(installs < reports),
         }
@@ -158,9 +181,9 @@ proptest! {
     ) {
         for kk in [k, small_k] {
             let _ = RandomizedResponse::new(kk, a);
-            let _ = estimate_label(n, m, kk, Some(a), b);
-            let _ = estimate_label(n, m, kk, None, b);
-            let _ = estimate_label(n, n / 2, kk, Some(a), b);
+            let _ = interval(n, m, kk, Some(a), b);
+            let _ = interval(n, m, kk, None, b);
+            let _ = interval(n, n / 2, kk, Some(a), b);
             let _ = Estimator::new(kk, Some(a), c).map(|e| e.estimate_counts(&counts));
             let _ = reports_needed(kk, Some(a), b, c);
             let _ = reports_needed(kk, None, b, c);
@@ -202,6 +225,7 @@ proptest! {
                 prop_assert_eq!(p.enough_installs, Some(i >= p.reports));
                 let reached = p.expected_margin.unwrap();
                 if i >= p.reports {
+                    prop_assert!(p.reports_p5.unwrap() >= p.reports);
                     prop_assert!(reached <= margin * (1.0 + 1e-12));
                 } else {
                     prop_assert!(reached > margin * (1.0 - 1e-12));

@@ -1,14 +1,18 @@
 //! Weekly aggregates: per program, config index, counter and label, the reports, the observed
-//! count, the de-biased estimate and its 95% confidence interval (from `clearcount-privacy`),
-//! plus plain counts by version, os and arch.
+//! count, the unbiased `raw_estimate`, the consistent `estimate` and its 95% confidence
+//! interval (from `clearcount-privacy`), plus plain counts by version, os and arch.
+//! `docs/data.md` is the data dictionary of both download forms.
 //!
 //! Reports are aggregated per config index: a counter whose definition changed between config
-//! versions (kind, labels, epsilon) is never mixed with its other definitions.
+//! versions (kind, labels, epsilon) is never mixed with its other definitions. Where it did not
+//! change, [`pool`] adds the label counts of several indexes up and estimates once (what the
+//! dashboard shows).
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use clearcount_config_log::config::CounterKind;
+use clearcount_privacy::estimate::{Estimator, Mechanism};
 use serde::{Deserialize, Serialize};
 
 use crate::configs::ConfigLog;
@@ -58,6 +62,8 @@ pub struct CounterAggregate {
     pub counter: String,
     /// `count` or `category`.
     pub kind: String,
+    /// The privacy mechanism: `krr` (k-ary randomized response) or `none`.
+    pub mechanism: String,
     /// Randomized-response epsilon (`null`: none).
     pub epsilon: Option<f64>,
     /// Reports carrying this counter.
@@ -76,7 +82,9 @@ pub struct LabelAggregate {
     pub reports: u64,
     /// Reports carrying this label (after randomized response).
     pub observed: u64,
-    /// De-biased frequency estimate, clipped to [0, 1].
+    /// The unbiased estimate of the label's share; may be negative or above 1.
+    pub raw_estimate: f64,
+    /// The consistent estimate: non-negative, summing to 1 over the counter's labels.
     pub estimate: f64,
     /// Lower end of the confidence interval.
     pub ci_low: f64,
@@ -85,18 +93,22 @@ pub struct LabelAggregate {
 }
 
 /// The header of the CSV form.
-pub const CSV_HEADER: [&str; 11] = [
+pub const CSV_HEADER: [&str; 15] = [
     "week",
     "program",
     "config_index",
     "counter",
+    "kind",
+    "mechanism",
+    "epsilon",
     "label",
     "reports",
     "observed",
+    "raw_estimate",
     "estimate",
     "ci_low",
     "ci_high",
-    "epsilon",
+    "confidence",
 ];
 
 #[derive(Default)]
@@ -173,37 +185,11 @@ pub fn compute(week: NaiveDate, groups: &[GroupRow], log: &ConfigLog) -> WeekAgg
             .iter()
             .zip(&acc.counts)
             .map(|(c, counts)| {
-                let reports: u64 = counts.iter().sum();
-                let estimates =
-                    clearcount_privacy::estimate::estimate_counter(counts, c.epsilon, CONFIDENCE)
-                        .ok();
-                let labels = c
-                    .labels
-                    .iter()
-                    .enumerate()
-                    .map(|(i, label)| {
-                        let e = estimates.as_ref().and_then(|e| e.get(i));
-                        LabelAggregate {
-                            label: label.clone(),
-                            reports,
-                            observed: counts[i],
-                            // No reports: nothing is known, the interval is all of [0, 1].
-                            estimate: e.map_or(0.0, |e| e.estimate),
-                            ci_low: e.map_or(0.0, |e| e.ci_low),
-                            ci_high: e.map_or(1.0, |e| e.ci_high),
-                        }
-                    })
-                    .collect();
-                CounterAggregate {
-                    counter: c.name.clone(),
-                    kind: match c.kind {
-                        CounterKind::Count => "count".into(),
-                        CounterKind::Category => "category".into(),
-                    },
-                    epsilon: c.epsilon,
-                    reports,
-                    labels,
-                }
+                let kind = match c.kind {
+                    CounterKind::Count => "count",
+                    CounterKind::Category => "category",
+                };
+                counter_aggregate(&c.name, kind, c.epsilon, &c.labels, counts)
             })
             .collect();
         programs.push(ProgramAggregate {
@@ -221,6 +207,88 @@ pub fn compute(week: NaiveDate, groups: &[GroupRow], log: &ConfigLog) -> WeekAgg
         confidence: CONFIDENCE,
         programs,
     }
+}
+
+/// One counter's aggregate from its label counts (in label order).
+pub fn counter_aggregate(
+    name: &str,
+    kind: &str,
+    epsilon: Option<f64>,
+    labels: &[String],
+    counts: &[u64],
+) -> CounterAggregate {
+    let reports: u64 = counts.iter().sum();
+    // The config's `mechanism` field (contract version 2) arrives with issue 19; until then a
+    // counter with epsilon uses k-ary randomized response.
+    let mechanism = match epsilon {
+        Some(_) => Mechanism::Krr,
+        None => Mechanism::None,
+    };
+    let estimates = Estimator::new(labels.len(), epsilon, CONFIDENCE)
+        .and_then(|e| e.estimate_counts(counts))
+        .ok();
+    let labels = labels
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let e = estimates.as_ref().and_then(|e| e.get(i));
+            LabelAggregate {
+                label: label.clone(),
+                reports,
+                observed: counts[i],
+                // No reports: nothing is known, the interval is all of [0, 1].
+                raw_estimate: e.map_or(0.0, |e| e.raw_estimate),
+                estimate: e.map_or(0.0, |e| e.estimate),
+                ci_low: e.map_or(0.0, |e| e.ci_low),
+                ci_high: e.map_or(1.0, |e| e.ci_high),
+            }
+        })
+        .collect();
+    CounterAggregate {
+        counter: name.to_string(),
+        kind: kind.to_string(),
+        mechanism: mechanism.as_str().to_string(),
+        epsilon,
+        reports,
+        labels,
+    }
+}
+
+/// Whether two aggregates of a counter measure the same thing, so that their counts may be
+/// added up: same name, kind, mechanism, epsilon and labels in the same order.
+pub fn poolable(a: &CounterAggregate, b: &CounterAggregate) -> bool {
+    a.counter == b.counter
+        && a.kind == b.kind
+        && a.mechanism == b.mechanism
+        && a.epsilon == b.epsilon
+        && a.labels.len() == b.labels.len()
+        && a.labels
+            .iter()
+            .zip(&b.labels)
+            .all(|(x, y)| x.label == y.label)
+}
+
+/// Pools aggregates of one counter measured the same way (see [`poolable`]): adds the label
+/// counts up and estimates once from the sums. `None` when `parts` is empty or not poolable.
+pub fn pool(parts: &[&CounterAggregate]) -> Option<CounterAggregate> {
+    let first = parts.first()?;
+    if !parts.iter().all(|p| poolable(first, p)) {
+        return None;
+    }
+    let mut counts = vec![0u64; first.labels.len()];
+    for p in parts {
+        for (sum, l) in counts.iter_mut().zip(&p.labels) {
+            *sum += l.observed;
+        }
+    }
+    let labels: Vec<String> = first.labels.iter().map(|l| l.label.clone()).collect();
+    Some(counter_aggregate(
+        &first.counter,
+        &first.kind,
+        first.epsilon,
+        &labels,
+        &counts,
+    ))
 }
 
 impl WeekAggregates {
@@ -243,17 +311,116 @@ impl WeekAggregates {
                         p.program.clone(),
                         p.config_index.to_string(),
                         c.counter.clone(),
+                        c.kind.clone(),
+                        c.mechanism.clone(),
+                        c.epsilon.map(|e| e.to_string()).unwrap_or_default(),
                         l.label.clone(),
                         l.reports.to_string(),
                         l.observed.to_string(),
+                        l.raw_estimate.to_string(),
                         l.estimate.to_string(),
                         l.ci_low.to_string(),
                         l.ci_high.to_string(),
-                        c.epsilon.map(|e| e.to_string()).unwrap_or_default(),
+                        self.confidence.to_string(),
                     ]);
                 }
             }
         }
         String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn docs_data_md_worked_example() {
+        // docs/data.md: ripgrep `engine`, k = 4, epsilon 1, counts 80, 52, 38, 30.
+        let c = counter_aggregate(
+            "engine",
+            "category",
+            Some(1.0),
+            &labels(&["default", "pcre2", "other", "none"]),
+            &[80, 52, 38, 30],
+        );
+        assert_eq!((c.kind.as_str(), c.mechanism.as_str()), ("category", "krr"));
+        let want = [
+            (0.749186, 0.721589, 0.531560, 0.979355),
+            (0.283279, 0.255682, 0.097377, 0.499285),
+            (0.050326, 0.022729, 0.0, 0.250041),
+            (-0.082791, 0.0, 0.0, 0.103758),
+        ];
+        for (l, (raw, est, low, high)) in c.labels.iter().zip(want) {
+            let got = [l.raw_estimate, l.estimate, l.ci_low, l.ci_high];
+            for (g, w) in got.iter().zip([raw, est, low, high]) {
+                assert!((g - w).abs() < 1e-6, "{}: {got:?}", l.label);
+            }
+        }
+        let week = WeekAggregates {
+            week: "2026-11-16".into(),
+            confidence: CONFIDENCE,
+            programs: vec![ProgramAggregate {
+                program: "ripgrep".into(),
+                config_index: 0,
+                reports: 200,
+                counters: vec![c],
+                versions: BTreeMap::new(),
+                os: BTreeMap::new(),
+                arch: BTreeMap::new(),
+            }],
+        };
+        let csv = week.to_csv();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some(
+                "week,program,config_index,counter,kind,mechanism,epsilon,label,reports,\
+                 observed,raw_estimate,estimate,ci_low,ci_high,confidence"
+            )
+        );
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("2026-11-16,ripgrep,0,engine,category,krr,1,default,200,80,0.7491")
+        );
+    }
+
+    #[test]
+    fn pooling_adds_counts_of_identical_definitions_only() {
+        let l = labels(&["a", "b", "none"]);
+        let x = counter_aggregate("c", "category", Some(1.0), &l, &[30, 10, 10]);
+        let y = counter_aggregate("c", "category", Some(1.0), &l, &[60, 20, 20]);
+        let pooled = pool(&[&x, &y]).unwrap();
+        assert_eq!(pooled.reports, 150);
+        assert_eq!(
+            pooled.labels.iter().map(|l| l.observed).collect::<Vec<_>>(),
+            [90, 30, 30]
+        );
+        // The pooled interval is narrower than either part's.
+        assert!(
+            pooled.labels[0].ci_high - pooled.labels[0].ci_low
+                < x.labels[0].ci_high - x.labels[0].ci_low
+        );
+        let other_eps = counter_aggregate("c", "category", Some(2.0), &l, &[1, 1, 1]);
+        let other_labels = counter_aggregate(
+            "c",
+            "category",
+            Some(1.0),
+            &labels(&["a", "z", "none"]),
+            &[1, 1, 1],
+        );
+        let no_rr = counter_aggregate("c", "category", None, &l, &[1, 1, 1]);
+        for z in [&other_eps, &other_labels, &no_rr] {
+            assert!(!poolable(&x, z));
+            assert!(pool(&[&x, z]).is_none());
+        }
+        assert_eq!(no_rr.mechanism, "none");
+        assert!(pool(&[]).is_none());
     }
 }

@@ -802,7 +802,10 @@ struct Row {
     counter: String,
     label: String,
     truth: f64,
+    /// The consistent estimate (non-negative, summing to 1 over the counter's labels).
     estimate: f64,
+    /// The unbiased estimate (may be negative).
+    raw: f64,
     low: f64,
     high: f64,
 }
@@ -871,6 +874,7 @@ impl Table {
                                 0.0
                             },
                             estimate: la.map_or(0.0, |l| l.estimate),
+                            raw: la.map_or(0.0, |l| l.raw_estimate),
                             low: la.map_or(0.0, |l| l.ci_low),
                             high: la.map_or(1.0, |l| l.ci_high),
                         });
@@ -898,19 +902,20 @@ impl Table {
             writeln!(out, "Week {week} ({})", who.join("; "))?;
             writeln!(
                 out,
-                "{:<10}  {:<12} {:<18} {:<9} {:>7} {:>9}  95% interval",
-                "week", "program", "counter", "label", "true", "estimate"
+                "{:<10}  {:<12} {:<18} {:<9} {:>7} {:>9} {:>8}  95% interval",
+                "week", "program", "counter", "label", "true", "estimate", "raw"
             )?;
             for r in self.rows.iter().filter(|r| r.week == *week) {
                 writeln!(
                     out,
-                    "{:<10}  {:<12} {:<18} {:<9} {:>6.2}% {:>8.2}%  [{:>5.2}%, {:>6.2}%] {}",
+                    "{:<10}  {:<12} {:<18} {:<9} {:>6.2}% {:>8.2}% {:>7.2}%  [{:>5.2}%, {:>6.2}%] {}",
                     r.week,
                     r.program,
                     r.counter,
                     r.label,
                     100.0 * r.truth,
                     100.0 * r.estimate,
+                    100.0 * r.raw,
                     100.0 * r.low,
                     100.0 * r.high,
                     if r.inside() { "inside" } else { "OUTSIDE" }
@@ -933,6 +938,11 @@ impl Table {
             "coverage: {inside} of {} true shares ({:.1}%) inside their 95% intervals",
             self.rows.len(),
             100.0 * inside as f64 / self.rows.len().max(1) as f64
+        )?;
+        writeln!(
+            out,
+            "estimate: consistent (non-negative, sums to 1 per counter); raw: unbiased (may be \
+             negative); see docs/data.md"
         )
     }
 }

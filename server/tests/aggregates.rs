@@ -28,8 +28,20 @@ struct CounterSpec {
 
 /// A published aggregate row's key: program, config index, counter, label.
 type RowKey = (String, u64, String, String);
-/// A published aggregate row's values: reports, observed, estimate, ci_low, ci_high, epsilon.
-type RowValues = (u64, u64, f64, f64, f64, Option<f64>);
+/// A published aggregate row's values: kind, mechanism, reports, observed, raw_estimate,
+/// estimate, ci_low, ci_high, epsilon, confidence.
+type RowValues = (
+    String,
+    String,
+    u64,
+    u64,
+    f64,
+    f64,
+    f64,
+    f64,
+    Option<f64>,
+    f64,
+);
 
 fn specs(rng: &mut ChaCha8Rng) -> Vec<Vec<CounterSpec>> {
     (0..PROGRAMS)
@@ -193,9 +205,24 @@ fn intervals_cover_the_truth_and_csv_agrees() {
                     ca.labels.iter().map(|l| l.observed).sum::<u64>(),
                     REPORTS_PER_WEEK as u64
                 );
+                assert_eq!(
+                    ca.mechanism,
+                    if spec.epsilon.is_some() {
+                        "krr"
+                    } else {
+                        "none"
+                    }
+                );
+                let sum: f64 = ca.labels.iter().map(|l| l.estimate).sum();
+                assert!((sum - 1.0).abs() < 1e-9, "estimates sum to {sum}");
                 for (li, la) in ca.labels.iter().enumerate() {
                     assert_eq!(la.label, spec.labels[li]);
-                    assert!(la.ci_low <= la.estimate && la.estimate <= la.ci_high);
+                    // The unbiased estimate (clipped) lies in its interval; the consistent one
+                    // is non-negative and never above the interval.
+                    let clipped = la.raw_estimate.clamp(0.0, 1.0);
+                    assert!(la.ci_low <= clipped && clipped <= la.ci_high, "{la:?}");
+                    assert!(la.ci_low < la.ci_high, "{la:?}");
+                    assert!(0.0 <= la.estimate && la.estimate <= la.ci_high, "{la:?}");
                     total += 1;
                     if la.ci_low <= spec.truth[li] && spec.truth[li] <= la.ci_high {
                         inside += 1;
@@ -228,42 +255,52 @@ fn intervals_cover_the_truth_and_csv_agrees() {
                             la.label.clone(),
                         ),
                         (
+                            ca.kind.clone(),
+                            ca.mechanism.clone(),
                             la.reports,
                             la.observed,
+                            la.raw_estimate,
                             la.estimate,
                             la.ci_low,
                             la.ci_high,
                             ca.epsilon,
+                            agg.confidence,
                         ),
                     );
                 }
             }
         }
         let mut rows = 0;
+        let headers = reader.headers().unwrap().clone();
         for rec in reader.records() {
             let rec = rec.unwrap();
-            assert_eq!(&rec[0], week);
+            let col = |name: &str| &rec[headers.iter().position(|h| h == name).unwrap()];
+            assert_eq!(col("week"), week);
             let key = (
-                rec[1].to_string(),
-                rec[2].parse().unwrap(),
-                rec[3].to_string(),
-                rec[4].to_string(),
+                col("program").to_string(),
+                col("config_index").parse().unwrap(),
+                col("counter").to_string(),
+                col("label").to_string(),
             );
-            let eps = if rec[10].is_empty() {
+            let eps = if col("epsilon").is_empty() {
                 None
             } else {
-                Some(rec[10].parse::<f64>().unwrap())
+                Some(col("epsilon").parse::<f64>().unwrap())
             };
             let want = from_json
                 .get(&key)
                 .unwrap_or_else(|| panic!("CSV row {key:?} not in JSON"));
             let got = (
-                rec[5].parse().unwrap(),
-                rec[6].parse().unwrap(),
-                rec[7].parse().unwrap(),
-                rec[8].parse().unwrap(),
-                rec[9].parse().unwrap(),
+                col("kind").to_string(),
+                col("mechanism").to_string(),
+                col("reports").parse().unwrap(),
+                col("observed").parse().unwrap(),
+                col("raw_estimate").parse().unwrap(),
+                col("estimate").parse().unwrap(),
+                col("ci_low").parse().unwrap(),
+                col("ci_high").parse().unwrap(),
                 eps,
+                col("confidence").parse().unwrap(),
             );
             assert_eq!(&got, want, "{key:?}");
             rows += 1;

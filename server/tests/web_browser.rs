@@ -14,11 +14,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clearcount_privacy::estimate::Estimator;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use scraper::{Html, Selector};
 use serde_json::{Value, json};
 use web::*;
+
+/// The labels the dashboard shows: a count counter's buckets as ranges (`10` followed by `100`
+/// is `10-99`; the last is `1000+`), other labels as they are.
+fn shown_labels(counter: &Value) -> Vec<String> {
+    let labels: Vec<&str> = counter["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["label"].as_str().unwrap())
+        .collect();
+    if counter["kind"] != "count" {
+        return labels.iter().map(|l| l.to_string()).collect();
+    }
+    let bounds: Vec<u64> = labels.iter().map(|l| l.parse().unwrap()).collect();
+    (0..bounds.len())
+        .map(|i| match bounds.get(i + 1) {
+            Some(&next) if next == bounds[i] + 1 => bounds[i].to_string(),
+            Some(&next) => format!("{}-{}", bounds[i], next - 1),
+            None => format!("{}+", bounds[i]),
+        })
+        .collect()
+}
 
 fn find(env: &str, candidates: &[&str]) -> Option<PathBuf> {
     if let Ok(p) = std::env::var(env) {
@@ -202,62 +225,121 @@ async fn check_program_page(c: &Client, base: &str, week: &str) {
     let html = c.source().await.unwrap();
     let doc = Html::parse_document(&html);
     let sel = |s: &str| Selector::parse(s).unwrap();
-    let mut charts = 0;
+    // Group each counter's entries by definition (kind, mechanism, epsilon, labels): one chart
+    // per definition, from the counts pooled over its config indexes.
+    let mut groups: Vec<(String, Vec<u64>, Vec<&Value>)> = Vec::new();
     for p in &entries {
         let index = p["config_index"].as_u64().unwrap();
         for counter in p["counters"].as_array().unwrap() {
-            let name = counter["counter"].as_str().unwrap();
-            let labels = counter["labels"].as_array().unwrap();
-            let fig = format!("figure.latest[data-counter='{name}'][data-config-index='{index}']");
-            // Rendered by the browser: one bar and one whisker per label, with a size.
-            assert_eq!(
-                count(c, &format!("{fig} svg rect.bar")).await,
-                labels.len(),
-                "{fig}"
-            );
-            assert_eq!(
-                count(c, &format!("{fig} svg path.whisker")).await,
-                labels.len(),
-                "{fig}"
-            );
-            let width = c
-                .execute(
-                    "return document.querySelector(arguments[0]).getBoundingClientRect().width",
-                    vec![json!(format!("{fig} svg"))],
-                )
-                .await
-                .unwrap();
-            assert!(
-                width.as_f64().unwrap() > 100.0,
-                "{fig}: chart is {width} px wide"
-            );
-            // The table beneath says what the JSON says.
-            let rows: Vec<Vec<String>> = doc
-                .select(&sel(&format!("{fig} table.estimates tbody tr")))
-                .map(|tr| tr.child_elements().map(|td| td.text().collect()).collect())
-                .collect();
-            let pct = |v: &Value| format!("{:.1}%", v.as_f64().unwrap() * 100.0);
-            let want: Vec<Vec<String>> = labels
-                .iter()
-                .map(|l| {
-                    vec![
-                        l["label"].as_str().unwrap().to_string(),
-                        pct(&l["estimate"]),
-                        pct(&l["ci_low"]),
-                        pct(&l["ci_high"]),
-                        l["observed"].to_string(),
-                        l["reports"].to_string(),
-                    ]
-                })
-                .collect();
-            assert_eq!(rows, want, "{fig}");
-            charts += 1;
+            let name = counter["counter"].as_str().unwrap().to_string();
+            let same = |other: &Value| {
+                ["counter", "kind", "mechanism", "epsilon"]
+                    .iter()
+                    .all(|k| other[k] == counter[k])
+                    && other["labels"].as_array().unwrap().len()
+                        == counter["labels"].as_array().unwrap().len()
+                    && other["labels"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .zip(counter["labels"].as_array().unwrap())
+                        .all(|(a, b)| a["label"] == b["label"])
+            };
+            match groups.iter_mut().find(|(_, _, parts)| same(parts[0])) {
+                Some((_, indexes, parts)) => {
+                    indexes.push(index);
+                    parts.push(counter);
+                }
+                None => groups.push((name, vec![index], vec![counter])),
+            }
         }
     }
-    assert_eq!(charts, 4, "two counters under each of two configs");
-    // One line per label in each history chart (each week shows the config entry with the
-    // most reports: config 0 here, whose `engine` has 3 labels + none), a breakdown chart per
-    // field.
+    let mut charts = 0;
+    for (name, indexes, parts) in &groups {
+        let labels = parts[0]["labels"].as_array().unwrap();
+        let list: Vec<String> = indexes.iter().map(u64::to_string).collect();
+        let fig = format!(
+            "figure.latest[data-counter='{name}'][data-config-index='{}']",
+            list.join(" ")
+        );
+        // Rendered by the browser: one bar and one whisker per label, with a size.
+        assert_eq!(
+            count(c, &format!("{fig} svg rect.bar")).await,
+            labels.len(),
+            "{fig}"
+        );
+        assert_eq!(
+            count(c, &format!("{fig} svg path.whisker")).await,
+            labels.len(),
+            "{fig}"
+        );
+        let width = c
+            .execute(
+                "return document.querySelector(arguments[0]).getBoundingClientRect().width",
+                vec![json!(format!("{fig} svg"))],
+            )
+            .await
+            .unwrap();
+        assert!(
+            width.as_f64().unwrap() > 100.0,
+            "{fig}: chart is {width} px wide"
+        );
+        // The table beneath says what the JSON says, pooled: the counts added up over the
+        // config indexes and estimated once.
+        let observed: Vec<u64> = (0..labels.len())
+            .map(|i| {
+                parts
+                    .iter()
+                    .map(|p| p["labels"][i]["observed"].as_u64().unwrap())
+                    .sum()
+            })
+            .collect();
+        let estimates = Estimator::new(labels.len(), parts[0]["epsilon"].as_f64(), 0.95)
+            .unwrap()
+            .estimate_counts(&observed)
+            .unwrap();
+        if parts.len() == 1 {
+            for (l, e) in labels.iter().zip(&estimates) {
+                assert_eq!(l["estimate"].as_f64().unwrap(), e.estimate);
+            }
+        }
+        let rows: Vec<Vec<String>> = doc
+            .select(&sel(&format!("{fig} table.estimates tbody tr")))
+            .map(|tr| tr.child_elements().map(|td| td.text().collect()).collect())
+            .collect();
+        let pct = |v: f64| format!("{:.1}%", v * 100.0);
+        let shown = shown_labels(parts[0]);
+        let want: Vec<Vec<String>> = estimates
+            .iter()
+            .zip(shown)
+            .map(|(e, label)| {
+                vec![
+                    label,
+                    pct(e.estimate),
+                    pct(e.ci_low),
+                    pct(e.ci_high),
+                    pct(e.raw_estimate),
+                    e.observed.to_string(),
+                    e.reports.to_string(),
+                ]
+            })
+            .collect();
+        assert_eq!(rows, want, "{fig}");
+        charts += 1;
+    }
+    // `invocations` is defined the same way under both configs: one pooled chart; `engine`
+    // changed: one chart per config.
+    assert_eq!(
+        charts, 3,
+        "invocations pooled, engine under each of two configs"
+    );
+    assert_eq!(
+        count(c, "figure.latest[data-counter='invocations']").await,
+        1
+    );
+    // One line per label in each history chart (each week shows the definition with the most
+    // reports: config 0 here, whose `engine` has 3 labels + none), with its confidence band; a
+    // breakdown chart per field.
     assert_eq!(
         count(c, "figure.history[data-counter='engine'] svg path.series").await,
         4
@@ -270,6 +352,7 @@ async fn check_program_page(c: &Client, base: &str, week: &str) {
         .await,
         5
     );
+    assert!(count(c, "figure.history svg path.band").await >= 9);
     assert_eq!(count(c, "figure.breakdown svg").await, 3);
     // The version breakdown adds up to the week's reports.
     let total: u64 = entries.iter().map(|p| p["reports"].as_u64().unwrap()).sum();

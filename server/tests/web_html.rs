@@ -237,3 +237,86 @@ fn dashboard_lists_every_program_with_reports_per_week() {
         assert_eq!(rows, want, "{name}");
     }
 }
+
+/// The program page pools a counter whose definition did not change, shows count buckets as
+/// ranges, draws confidence bands on the trend charts and gives both estimates; raw-report
+/// links go only to published days that hold reports.
+#[test]
+fn program_page_pools_ranges_bands_and_raw_links() {
+    let Filled { dir, server, weeks } = filled_server();
+    let (_, _, page) = get_html(&server, "/programs/ripgrep");
+    let doc = Html::parse_document(&page);
+    // `invocations` is the same under configs 0 and 1: one chart of the pooled counts;
+    // `engine` changed between them: one chart each.
+    assert_eq!(count(&doc, "figure.latest[data-counter='invocations']"), 1);
+    assert_eq!(
+        count(
+            &doc,
+            "figure.latest[data-counter='invocations'][data-config-index='0 1']"
+        ),
+        1
+    );
+    assert_eq!(count(&doc, "figure.latest[data-counter='engine']"), 2);
+    let cells = |css: &str| -> Vec<String> {
+        doc.select(&Selector::parse(css).unwrap())
+            .map(|e| e.text().collect())
+            .collect()
+    };
+    let fig = "figure.latest[data-counter='invocations']";
+    assert_eq!(
+        cells(&format!("{fig} table.estimates tbody th")),
+        ["0", "1-9", "10-99", "100-999", "1000+"]
+    );
+    // The pooled reports: every report of the latest week under either config.
+    let latest = weeks.last().unwrap().to_string();
+    let agg: serde_json::Value =
+        reqwest::blocking::get(server.url(&format!("/data/aggregates/{latest}.json")))
+            .unwrap()
+            .json()
+            .unwrap();
+    let total: u64 = agg["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["program"] == "ripgrep")
+        .map(|p| p["reports"].as_u64().unwrap())
+        .sum();
+    let reports = cells(&format!("{fig} table.estimates tbody td:last-child"));
+    assert!(
+        reports.iter().all(|r| *r == total.to_string()),
+        "{reports:?}"
+    );
+    // Estimates sum to 100% (to the printed rounding), raw estimates are shown too.
+    let pct = |s: &String| s.trim_end_matches('%').parse::<f64>().unwrap();
+    let est: f64 = cells(&format!("{fig} table.estimates tbody td:nth-child(2)"))
+        .iter()
+        .map(pct)
+        .sum();
+    assert!((est - 100.0).abs() < 0.3, "{est}");
+    assert_eq!(
+        cells(&format!("{fig} table.estimates thead th"))[4],
+        "Raw estimate"
+    );
+    // Trend charts: a line and a band per label.
+    let hist = "figure.history[data-counter='invocations']";
+    assert_eq!(count(&doc, &format!("{hist} svg path.series")), 5);
+    assert!(count(&doc, &format!("{hist} svg path.band")) >= 5);
+    // Every report arrived on TODAY, which is not published yet: no day is linked.
+    assert_eq!(count(&doc, "details.raw a"), 0);
+    assert!(page.contains("raw reports: none published yet"));
+
+    // Two days later the same data has one published day with reports: exactly that link.
+    drop(server);
+    let later = Server::start(
+        &dir.path().join("log"),
+        &dir.path().join("data"),
+        "2026-11-27",
+    );
+    let (_, _, page) = get_html(&later, "/programs/ripgrep");
+    let doc = Html::parse_document(&page);
+    let links: Vec<String> = doc
+        .select(&Selector::parse("details.raw a").unwrap())
+        .map(|a| a.value().attr("href").unwrap().to_string())
+        .collect();
+    assert_eq!(links, [format!("/data/reports/{TODAY}.ndjson")]);
+}

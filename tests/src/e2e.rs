@@ -101,8 +101,10 @@ pub struct DemoRow {
     pub label: String,
     /// True share (0..1).
     pub truth: f64,
-    /// Estimate (0..1).
+    /// The consistent estimate (0..1; a counter's sum to 1).
     pub estimate: f64,
+    /// The unbiased estimate (may be negative or above 1).
+    pub raw: f64,
     /// Lower end of the interval.
     pub low: f64,
     /// Upper end of the interval.
@@ -122,7 +124,7 @@ pub fn demo_rows(stdout: &str) -> Vec<DemoRow> {
         .filter_map(|line| {
             let line = line.replace(['[', ']', ','], " ");
             let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() != 9 || f[0].len() != 10 || !f[0].starts_with("20") {
+            if f.len() != 10 || f[0].len() != 10 || !f[0].starts_with("20") {
                 return None;
             }
             Some(DemoRow {
@@ -132,9 +134,10 @@ pub fn demo_rows(stdout: &str) -> Vec<DemoRow> {
                 label: f[3].to_string(),
                 truth: percent(f[4])?,
                 estimate: percent(f[5])?,
-                low: percent(f[6])?,
-                high: percent(f[7])?,
-                verdict: f[8].to_string(),
+                raw: percent(f[6])?,
+                low: percent(f[7])?,
+                high: percent(f[8])?,
+                verdict: f[9].to_string(),
             })
         })
         .collect()
@@ -147,14 +150,15 @@ mod tests {
     #[test]
     fn parses_table_rows_and_skips_other_lines() {
         let out = "Week 2026-11-09 (ripgrep: 10 installs used it, 10 reports)\n\
-                   week        program      counter            label        true  estimate  95% interval\n\
-                   2026-11-09  ripgrep      invocations        0           0.00%     0.11%  [ 0.00%,   6.71%] inside\n\
-                   2026-11-09  cargo-audit  output             none        4.34%     0.47%  [ 0.00%,   9.92%] OUTSIDE\n\
+                   week        program      counter            label        true  estimate      raw  95% interval\n\
+                   2026-11-09  ripgrep      invocations        0           0.00%     0.11%   -1.20%  [ 0.00%,   6.71%] inside\n\
+                   2026-11-09  cargo-audit  output             none        4.34%     0.47%    0.52%  [ 0.00%,   9.92%] OUTSIDE\n\
                    week 2026-11-09: 1 of 2 true shares inside their 95% intervals\n";
         let rows = demo_rows(out);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].counter, "invocations");
         assert!((rows[0].high - 0.0671).abs() < 1e-9);
+        assert!((rows[0].raw + 0.012).abs() < 1e-9);
         assert!((rows[1].truth - 0.0434).abs() < 1e-9);
         assert_eq!(rows[1].verdict, "OUTSIDE");
     }

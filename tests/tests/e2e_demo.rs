@@ -92,7 +92,7 @@ fn the_demo_estimates_true_shares_and_serves_its_data_until_sigterm() {
                 let est = Estimator::new(labels.len(), c["epsilon"].as_f64(), 0.95).unwrap();
                 for l in labels {
                     let e = est
-                        .estimate(
+                        .interval(
                             l["reports"].as_u64().unwrap(),
                             l["observed"].as_u64().unwrap(),
                         )
@@ -128,7 +128,12 @@ fn the_demo_estimates_true_shares_and_serves_its_data_until_sigterm() {
     assert_eq!(weeks.len(), 4);
     let mut inside = 0;
     for r in &rows {
-        assert!(r.low <= r.estimate && r.estimate <= r.high, "{r:?}");
+        // The unbiased estimate, clipped, lies in its interval; the consistent one is never
+        // above it (printed to 0.01%, hence the 5e-5).
+        let clipped = r.raw.clamp(0.0, 1.0);
+        assert!(r.low - 5e-5 <= clipped && clipped <= r.high + 5e-5, "{r:?}");
+        assert!(0.0 <= r.estimate && r.estimate <= r.high + 5e-5, "{r:?}");
+        assert!(r.low < r.high, "{r:?}");
         assert!((0.0..=1.0).contains(&r.truth), "{r:?}");
         // The printed verdict agrees with the printed numbers (up to their rounding).
         let within = r.low - 5e-5 <= r.truth && r.truth <= r.high + 5e-5;
@@ -154,14 +159,21 @@ fn the_demo_estimates_true_shares_and_serves_its_data_until_sigterm() {
         );
     }
     for w in &weeks {
-        let mut sums: std::collections::BTreeMap<(&str, &str), f64> = Default::default();
+        let mut sums: std::collections::BTreeMap<(&str, &str), (f64, f64)> = Default::default();
         for r in rows.iter().filter(|r| r.week == *w) {
-            *sums.entry((&r.program, &r.counter)).or_default() += r.truth;
+            let s = sums.entry((&r.program, &r.counter)).or_default();
+            s.0 += r.truth;
+            s.1 += r.estimate;
         }
-        for (k, s) in sums {
+        for (k, (truth, estimate)) in sums {
             assert!(
-                (s - 1.0).abs() < 0.001 * 12.0,
-                "{w} {k:?}: true shares sum to {s}"
+                (truth - 1.0).abs() < 0.001 * 12.0,
+                "{w} {k:?}: true shares sum to {truth}"
+            );
+            // The published estimates of a counter sum to 1 (up to the printed rounding).
+            assert!(
+                (estimate - 1.0).abs() < 0.0001 * 12.0,
+                "{w} {k:?}: estimates sum to {estimate}"
             );
         }
     }

@@ -43,3 +43,28 @@ impl Categorical {
         self.cumulative.iter().position(|&c| x < c).unwrap_or(last)
     }
 }
+
+/// Label counts of `n` reports whose labels are drawn independently with probabilities
+/// `rates` (summing to 1): a multinomial draw, as a chain of binomials (exact, and as fast
+/// for a million reports as for ten).
+pub fn multinomial<R: Rng + ?Sized>(n: u64, rates: &[f64], rng: &mut R) -> Vec<u64> {
+    use rand_distr::{Binomial, Distribution};
+    let mut counts = Vec::with_capacity(rates.len());
+    let (mut left, mut mass) = (n, 1.0f64);
+    for (i, &r) in rates.iter().enumerate() {
+        let c = if i + 1 == rates.len() || left == 0 {
+            left
+        } else {
+            let p = if mass > 0.0 {
+                (r / mass).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            Binomial::new(left, p).expect("a probability").sample(rng)
+        };
+        counts.push(c);
+        left -= c;
+        mass -= r;
+    }
+    counts
+}

@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub dates: Vec<NaiveDate>,
     /// The server's UTC day when the snapshot was taken.
     pub today: NaiveDate,
+    /// Every day with stored reports and how many, oldest first (the raw-report links).
+    pub days: Vec<(NaiveDate, u64)>,
     checked: Instant,
     accepted: u64,
 }
@@ -145,6 +147,7 @@ impl AggCache {
         let checked = Instant::now();
         let db = app.store.db();
         let dates = db.weeks().await?;
+        let days = db.days().await?;
         let old = self.current();
         let mut weeks = Vec::with_capacity(dates.len());
         for &week in &dates {
@@ -164,7 +167,7 @@ impl AggCache {
             .retain(|w, _| dates.binary_search(w).is_ok());
         let same = old
             .as_ref()
-            .is_some_and(|o| o.dates == dates && o.weeks == weeks);
+            .is_some_and(|o| o.dates == dates && o.weeks == weeks && o.days == days);
         if !same {
             inner.generation += 1;
         }
@@ -173,6 +176,7 @@ impl AggCache {
             weeks,
             dates,
             today,
+            days,
             checked,
             accepted,
         });

@@ -27,6 +27,7 @@ svg.chart .whisker{stroke:#1b1f24;stroke-width:1.5}
 svg.chart .axis{stroke:#888;stroke-width:1}
 svg.chart .grid-line{stroke:#e5e5e5;stroke-width:1}
 svg.chart .series{fill:none;stroke-width:2}
+svg.chart .band{fill-opacity:.15;stroke:none}
 .table-wrap{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}
 th,td{border:1px solid #d0d7de;padding:.15rem .4rem;text-align:right;white-space:nowrap}

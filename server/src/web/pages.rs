@@ -1,6 +1,10 @@
 //! The dashboard pages: `/` (every program and its reports per week) and `/programs/{name}`
 //! (per counter: the latest week's estimates with confidence intervals, each label's estimate
-//! over the weeks, and the version, OS and architecture breakdowns).
+//! over the weeks with its confidence band, and the version, OS and architecture breakdowns).
+//!
+//! A counter defined the same way (kind, mechanism, epsilon, labels) under several config
+//! indexes in a week is shown once, from the pooled counts ([`crate::aggregate::pool`]); one
+//! whose definition changed gets a chart per definition.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -11,7 +15,7 @@ use maud::{Markup, html};
 use super::cache::Snapshot;
 use super::layout::{page, pct};
 use super::svg::{self, EstimateBar, Series};
-use crate::aggregate::{CONFIDENCE, CounterAggregate, ProgramAggregate, WeekAggregates};
+use crate::aggregate::{self, CONFIDENCE, CounterAggregate, ProgramAggregate, WeekAggregates};
 use crate::http::AppState;
 use crate::validate::MAX_WEEKS_OLD;
 
@@ -41,21 +45,79 @@ fn reports_of(week: &WeekAggregates, program: &str) -> u64 {
     entries(week, program).iter().map(|p| p.reports).sum()
 }
 
-/// The entry of `week` whose counter `counter` has the most reports (ties: newest config).
-fn counter_in<'a>(
-    week: &'a WeekAggregates,
-    program: &str,
-    counter: &str,
-) -> Option<(&'a ProgramAggregate, &'a CounterAggregate)> {
-    entries(week, program)
+/// One counter as the dashboard shows it: the config indexes whose reports it adds up, and the
+/// aggregate of their summed counts.
+struct Pooled {
+    indexes: Vec<u64>,
+    agg: CounterAggregate,
+}
+
+impl Pooled {
+    /// `#0 and #2`, for captions.
+    fn configs(&self) -> String {
+        let names: Vec<String> = self.indexes.iter().map(|i| format!("#{i}")).collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => names.concat(),
+        }
+    }
+}
+
+/// The counter `counter` of `program` in `week`, pooled over the config indexes where it is
+/// defined the same way: one entry per definition, most reports first (ties: newest config).
+fn pooled(week: &WeekAggregates, program: &str, counter: &str) -> Vec<Pooled> {
+    let mut groups: Vec<(Vec<u64>, Vec<&CounterAggregate>)> = Vec::new();
+    for p in entries(week, program) {
+        let Some(c) = p.counters.iter().find(|c| c.counter == counter) else {
+            continue;
+        };
+        match groups
+            .iter_mut()
+            .find(|(_, parts)| aggregate::poolable(parts[0], c))
+        {
+            Some((indexes, parts)) => {
+                indexes.push(p.config_index);
+                parts.push(c);
+            }
+            None => groups.push((vec![p.config_index], vec![c])),
+        }
+    }
+    let mut out: Vec<Pooled> = groups
         .into_iter()
-        .filter_map(|p| {
-            p.counters
-                .iter()
-                .find(|c| c.counter == counter)
-                .map(|c| (p, c))
+        .filter_map(|(indexes, parts)| {
+            let agg = match parts.as_slice() {
+                [one] => (*one).clone(),
+                _ => aggregate::pool(&parts)?,
+            };
+            Some(Pooled { indexes, agg })
         })
-        .max_by_key(|(p, c)| (c.reports, p.config_index))
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse((p.agg.reports, p.indexes.iter().max().copied())));
+    out
+}
+
+/// The labels as people read them: a count counter's buckets as ranges (`0`, `1-9`, `10-99`,
+/// `1000+`), any other counter's labels as they are.
+pub fn shown_labels(c: &CounterAggregate) -> Vec<String> {
+    let bounds: Option<Vec<u64>> = c.labels.iter().map(|l| l.label.parse().ok()).collect();
+    match bounds {
+        Some(b) if c.kind == "count" && b.windows(2).all(|w| w[0] < w[1]) => bucket_ranges(&b),
+        _ => c.labels.iter().map(|l| l.label.clone()).collect(),
+    }
+}
+
+/// Buckets given by their lower bounds as ranges: `[0, 1, 10, 100]` is `0`, `1-9`, `10-99`,
+/// `100+`.
+pub fn bucket_ranges(bounds: &[u64]) -> Vec<String> {
+    bounds
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| match bounds.get(i + 1) {
+            Some(&next) if next == b + 1 => b.to_string(),
+            Some(&next) => format!("{b}-{}", next - 1),
+            None => format!("{b}+"),
+        })
+        .collect()
 }
 
 fn downloads(week: &str) -> Markup {
@@ -65,21 +127,26 @@ fn downloads(week: &str) -> Markup {
     }
 }
 
-/// Links to the raw reports that can hold reports of `week`: those received on the days from
-/// the week's end through the last day a report of it is accepted, up to yesterday.
-fn raw_links(week: NaiveDate, today: NaiveDate) -> Markup {
+/// Links to the raw reports that can hold reports of `week`: the published days (up to
+/// yesterday) that hold reports, from the week's end through the last day a report of it is
+/// accepted. `days` are the days with reports and their counts.
+fn raw_links(week: NaiveDate, today: NaiveDate, days: &[(NaiveDate, u64)]) -> Markup {
     let first = week + Days::new(7);
     let last = (week + Days::new(7 * (MAX_WEEKS_OLD + 1) + 6)).min(today - Days::new(1));
-    let days: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
+    let days: Vec<(NaiveDate, u64)> = days
+        .iter()
+        .copied()
+        .filter(|(d, n)| *n > 0 && first <= *d && *d <= last)
+        .collect();
     html! {
         @if days.is_empty() {
             span.muted { "raw reports: none published yet (a day is published after it ends)" }
         } @else {
             details.raw {
-                summary { "Raw reports (received " (first) " to " (last) ", one file per day)" }
+                summary { "Raw reports (received " (first) " to " (last) ", one file per day with reports)" }
                 ul {
-                    @for d in &days {
-                        li { a href=(format!("/data/reports/{d}.ndjson")) { (d) ".ndjson" } }
+                    @for (d, n) in &days {
+                        li { a href=(format!("/data/reports/{d}.ndjson")) { (d) ".ndjson" } " (" (n) " reports)" }
                     }
                 }
             }
@@ -192,11 +259,15 @@ fn program_body(
     html! {
         p {
             (total) " reports in the latest week, " (week) " (config " (indexes.join(", ")) "). "
-            "Estimates are shares of reports, de-biased for randomized response, with "
-            (conf) " confidence intervals. "
-            a href=(format!("/config#program-{name}")) { "What each counter means and why it is collected" } "."
+            "Estimates are shares of installs, de-biased for randomized response and made "
+            "consistent (non-negative, summing to 100% per counter), with "
+            (conf) " confidence intervals; the tables also give the unbiased raw estimate. "
+            "A counter defined the same way under several configs is shown once, from the "
+            "pooled reports. "
+            a href=(format!("/config#program-{name}")) { "What each counter means and why it is collected" } "; "
+            "what each number means: " code { "docs/data.md" } "."
         }
-        div.downloads { p { "Data of week " (week) ": " (downloads(week)) "." } (raw_links(date, snap.today)) }
+        div.downloads { p { "Data of week " (week) ": " (downloads(week)) "." } (raw_links(date, snap.today, &snap.days)) }
         nav aria-label="Counters" {
             "Counters: "
             @for (ci, c) in counters.iter().enumerate() {
@@ -209,10 +280,8 @@ fn program_body(
                 h2 id=(format!("c{ci}-h")) { (counter) }
                 div.grid {
                     div {
-                        @for p in by_reports.iter() {
-                            @if let Some(c) = p.counters.iter().find(|c| c.counter == *counter) {
-                                (latest_chart(name, week, p, c, ci))
-                            }
+                        @for g in pooled(latest, name, counter) {
+                            (latest_chart(name, week, &g, ci))
                         }
                     }
                     div { (history_chart(name, counter, history, &xs, ci)) }
@@ -231,20 +300,19 @@ fn program_body(
     }
 }
 
-/// The latest week's estimates of one counter under one config index: chart and table.
-fn latest_chart(
-    program: &str,
-    week: &str,
-    p: &ProgramAggregate,
-    c: &CounterAggregate,
-    ci: usize,
-) -> Markup {
-    let id = format!("c{ci}-i{}", p.config_index);
+/// The latest week's estimates of one counter (pooled over the config indexes that define it
+/// the same way): chart and table.
+fn latest_chart(program: &str, week: &str, g: &Pooled, ci: usize) -> Markup {
+    let c = &g.agg;
+    let indexes: Vec<String> = g.indexes.iter().map(u64::to_string).collect();
+    let id = format!("c{ci}-i{}", indexes.join("-"));
+    let shown = shown_labels(c);
     let bars: Vec<EstimateBar> = c
         .labels
         .iter()
-        .map(|l| EstimateBar {
-            label: l.label.clone(),
+        .zip(&shown)
+        .map(|(l, s)| EstimateBar {
+            label: s.clone(),
             estimate: l.estimate,
             low: l.ci_low,
             high: l.ci_high,
@@ -254,13 +322,18 @@ fn latest_chart(
         Some(e) => format!("randomized response, ε = {e}"),
         None => "no randomized response".to_string(),
     };
+    let configs = if g.indexes.len() > 1 {
+        format!("configs {} pooled", g.configs())
+    } else {
+        format!("config {}", g.configs())
+    };
     let title = format!(
-        "{program} {}: estimated share per label, week {week}, config #{}",
-        c.counter, p.config_index
+        "{program} {}: estimated share per label, week {week}, {configs}",
+        c.counter
     );
     html! {
-        figure.latest data-counter=(c.counter) data-config-index=(p.config_index) data-week=(week) {
-            figcaption { "Week " (week) ": estimated share per label (config #" (p.config_index) ", " (c.reports) " reports, " (rr) ")" }
+        figure.latest data-counter=(c.counter) data-config-index=(indexes.join(" ")) data-week=(week) {
+            figcaption { "Week " (week) ": estimated share per label (" (configs) ", " (c.reports) " reports, " (rr) ")" }
             (svg::estimate_chart(&id, &title, &bars))
             div.table-wrap {
                 table.estimates id=(format!("{id}-data")) {
@@ -268,13 +341,15 @@ fn latest_chart(
                     thead { tr {
                         th scope="col" { "Label" } th scope="col" { "Estimate" }
                         th scope="col" { "CI low" } th scope="col" { "CI high" }
+                        th scope="col" { "Raw estimate" }
                         th scope="col" { "Observed" } th scope="col" { "Reports" }
                     } }
                     tbody {
-                        @for l in &c.labels {
+                        @for (l, s) in c.labels.iter().zip(&shown) {
                             tr {
-                                th scope="row" { (l.label) }
+                                th scope="row" { (s) }
                                 td { (pct(l.estimate)) } td { (pct(l.ci_low)) } td { (pct(l.ci_high)) }
+                                td { (pct(l.raw_estimate)) }
                                 td { (l.observed) } td { (l.reports) }
                             }
                         }
@@ -286,7 +361,9 @@ fn latest_chart(
     }
 }
 
-/// Each label's estimate of one counter over the weeks: line chart and table.
+/// Each label's estimate of one counter over the weeks, with its confidence band: line chart
+/// and table. Each week shows the definition with the most reports, pooled over the config
+/// indexes that share it.
 fn history_chart(
     program: &str,
     counter: &str,
@@ -294,49 +371,62 @@ fn history_chart(
     xs: &[String],
     ci: usize,
 ) -> Markup {
-    let per_week: Vec<Option<&CounterAggregate>> = history
+    let per_week: Vec<Option<CounterAggregate>> = history
         .iter()
-        .map(|w| counter_in(w, program, counter).map(|(_, c)| c))
+        .map(|w| {
+            pooled(w, program, counter)
+                .into_iter()
+                .next()
+                .map(|g| g.agg)
+        })
         .collect();
-    let mut labels: Vec<&str> = Vec::new();
+    // Labels in first-seen order, with the name people read (a bucket's range).
+    let mut labels: Vec<(String, String)> = Vec::new();
     for c in per_week.iter().flatten() {
-        for l in &c.labels {
-            if !labels.contains(&l.label.as_str()) {
-                labels.push(&l.label);
+        for (l, s) in c.labels.iter().zip(shown_labels(c)) {
+            if !labels.iter().any(|(name, _)| *name == l.label) {
+                labels.push((l.label.clone(), s));
             }
         }
     }
-    let value = |c: &Option<&CounterAggregate>, label: &str| {
-        c.and_then(|c| c.labels.iter().find(|l| l.label == label))
-            .map(|l| l.estimate)
+    let find = |c: &Option<CounterAggregate>, label: &str| {
+        c.as_ref()
+            .and_then(|c| c.labels.iter().find(|l| l.label == label).cloned())
     };
     let series: Vec<Series> = labels
         .iter()
-        .map(|label| Series {
-            label: label.to_string(),
-            values: per_week.iter().map(|c| value(c, label)).collect(),
+        .map(|(label, shown)| Series {
+            label: shown.clone(),
+            values: per_week
+                .iter()
+                .map(|c| find(c, label).map(|l| l.estimate))
+                .collect(),
+            bands: per_week
+                .iter()
+                .map(|c| find(c, label).map(|l| (l.ci_low, l.ci_high)))
+                .collect(),
         })
         .collect();
     let id = format!("c{ci}-hist");
     let title = format!("{program} {counter}: estimated share of each label per week");
     html! {
         figure.history data-counter=(counter) {
-            figcaption { "Estimated share of each label over the weeks" }
+            figcaption { "Estimated share of each label over the weeks, with " (format!("{:.0}%", CONFIDENCE * 100.0)) " confidence bands" }
             (svg::line_chart(&id, &title, xs, &series))
             ul.legend {
-                @for (i, label) in labels.iter().enumerate() {
+                @for (i, (_, shown)) in labels.iter().enumerate() {
                     @let (colour, _) = svg::series_style(i);
-                    li { span.swatch style=(format!("background:{colour}")) {} (label) }
+                    li { span.swatch style=(format!("background:{colour}")) {} (shown) }
                 }
             }
             details {
                 summary { "Data table" }
                 div.table-wrap {
                     table.history id=(format!("{id}-data")) {
-                        caption { (title) }
+                        caption { (title) ", with confidence intervals" }
                         thead { tr {
                             th scope="col" { "Week" }
-                            @for l in &labels { th scope="col" { (l) } }
+                            @for (_, shown) in &labels { th scope="col" { (shown) } }
                             th scope="col" { "Reports" }
                             th scope="col" { "Download" }
                         } }
@@ -344,10 +434,13 @@ fn history_chart(
                             @for (w, c) in xs.iter().zip(&per_week) {
                                 tr {
                                     th scope="row" { (w) }
-                                    @for l in &labels {
-                                        td { @match value(c, l) { Some(v) => (pct(v)), None => "–" } }
+                                    @for (label, _) in &labels {
+                                        td { @match find(c, label) {
+                                            Some(l) => { (pct(l.estimate)) " (" (pct(l.ci_low)) "–" (pct(l.ci_high)) ")" },
+                                            None => "–",
+                                        } }
                                     }
-                                    td { (c.map_or(0, |c| c.reports)) }
+                                    td { (c.as_ref().map_or(0, |c| c.reports)) }
                                     td { (downloads(w)) }
                                 }
                             }

@@ -4,7 +4,8 @@
 //!
 //! Classes the browser tests count: `rect.bar` (one per label of an estimate chart),
 //! `path.whisker` (its confidence interval), `rect.count` (one per bar of a count chart),
-//! `path.series` (one per label of a line chart).
+//! `path.series` (one per label of a line chart), `path.band` (its confidence band, one per
+//! run of weeks with data).
 
 use maud::{Markup, html};
 
@@ -202,13 +203,16 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// One line of a line chart: a label and its value per x position (`None`: no data).
-#[derive(Debug, Clone, PartialEq)]
+/// One line of a line chart: a label, its value per x position (`None`: no data) and, per
+/// position, the confidence interval drawn as a band around the line (may be empty: no band).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Series {
     /// The label.
     pub label: String,
     /// One value per x position.
     pub values: Vec<Option<f64>>,
+    /// One interval `(low, high)` per x position, or empty.
+    pub bands: Vec<Option<(f64, f64)>>,
 }
 
 /// A line chart of shares over `xs` (weeks), one path per series; gaps where a value is
@@ -232,6 +236,14 @@ pub fn line_chart(id: &str, title: &str, xs: &[String], series: &[Series]) -> Ma
                 }
             }
             @for (si, s) in series.iter().enumerate() {
+                @let (colour, _) = series_style(si);
+                @for d in bands_of(&s.bands, &x_of) {
+                    path.band d=(d) fill=(colour) {
+                        title { (s.label) ": confidence band" }
+                    }
+                }
+            }
+            @for (si, s) in series.iter().enumerate() {
                 @let (colour, dash) = series_style(si);
                 @let d = path_of(&s.values, &x_of);
                 @if !d.is_empty() {
@@ -242,6 +254,38 @@ pub fn line_chart(id: &str, title: &str, xs: &[String], series: &[Series]) -> Ma
             }
         }
     }
+}
+
+/// The `d` of one closed band per run of consecutive intervals: along the upper ends, back
+/// along the lower ends. A lone interval is drawn as a thin bar.
+fn bands_of(bands: &[Option<(f64, f64)>], x_of: &impl Fn(usize) -> f64) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run: Vec<(usize, f64, f64)> = Vec::new();
+    let flush = |run: &mut Vec<(usize, f64, f64)>, out: &mut Vec<String>| {
+        if run.is_empty() {
+            return;
+        }
+        let half = if run.len() == 1 { 2.0 } else { 0.0 };
+        let mut d = String::new();
+        for (j, (i, _, high)) in run.iter().enumerate() {
+            let cmd = if j == 0 { 'M' } else { 'L' };
+            d.push_str(&format!("{cmd}{} {}", f(x_of(*i) - half), f(y_of(*high))));
+        }
+        for (i, low, _) in run.iter().rev() {
+            d.push_str(&format!("L{} {}", f(x_of(*i) + half), f(y_of(*low))));
+        }
+        d.push('Z');
+        out.push(d);
+        run.clear();
+    };
+    for (i, b) in bands.iter().enumerate() {
+        match b {
+            Some((low, high)) if low.is_finite() && high.is_finite() => run.push((i, *low, *high)),
+            _ => flush(&mut run, &mut out),
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// The `d` of a polyline through the present values; a lone point is drawn as a short dash.
@@ -336,15 +380,23 @@ mod tests {
                 Series {
                     label: "a".into(),
                     values: vec![Some(0.1), Some(0.2), Some(0.3)],
+                    bands: vec![Some((0.0, 0.2)), None, Some((0.2, 0.4))],
                 },
                 Series {
                     label: "b".into(),
                     values: vec![None, None, None],
+                    bands: Vec::new(),
                 },
             ],
         )
         .into_string();
         assert_eq!(s.matches("<path class=\"series\"").count(), 1);
+        // Two runs of intervals: two bands, each closed.
+        assert_eq!(s.matches("<path class=\"band\"").count(), 2);
+        let run = bands_of(&[Some((0.1, 0.3)), Some((0.2, 0.4))], &|i| i as f64 * 10.0);
+        assert_eq!(run.len(), 1);
+        assert!(run[0].starts_with('M') && run[0].ends_with('Z'));
+        assert_eq!(run[0].matches('L').count(), 3);
     }
 
     #[test]

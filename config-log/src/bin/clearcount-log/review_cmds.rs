@@ -102,16 +102,25 @@ pub fn plan(
         plan.z
     );
     println!("  reports needed per week: {}", plan.reports);
-    if let (Some(installs), Some(rate), Some(enough), Some(reached)) = (
+    if plan.worst_rate < 0.5 {
+        println!(
+            "  (worst case: a label reported by {} of reports, the most randomized response \
+             allows here)",
+            percent(plan.worst_rate)
+        );
+    }
+    if let (Some(installs), Some(rate), Some(enough), Some(expected), Some(p5), Some(reached)) = (
         plan.installs,
         plan.sample_rate,
         plan.enough_installs,
+        plan.expected_reports,
+        plan.reports_p5,
         plan.expected_margin,
     ) {
         if enough {
             println!(
-                "  with {installs} opted-in installs: sample_rate = {rate:.6} (expected margin +-{})",
-                percent(reached)
+                "  with {installs} opted-in installs: sample_rate = {rate} \
+                 (95% of weeks reach the target)"
             );
         } else {
             println!(
@@ -119,6 +128,10 @@ pub fn plan(
                  margin is about +-{}",
                 percent(reached)
             );
+        }
+        println!("  expected reports per week: {expected:.0}; 5th percentile: {p5}");
+        if enough {
+            println!("  margin in 95% of weeks: +-{} or better", percent(reached));
         }
     }
     Ok(())

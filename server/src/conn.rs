@@ -250,7 +250,5 @@ impl AsyncWrite for WriteDeadline {
 
 /// The peer address of a request, as [`serve`] records it.
 pub fn peer(req_extensions: &axum::http::Extensions) -> Option<SocketAddr> {
-    req_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
+    req_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }

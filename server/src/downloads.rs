@@ -2,15 +2,18 @@
 //! file of the download cache, in publication order, and every request streams that file.
 //!
 //! A completed UTC day receives no more reports, so its file never changes. Writing it streams
-//! the rows from the database, and serving it reads a few kilobytes at a time as the client
+//! the rows from the database, and serving it reads [`CHUNK`] bytes at a time as the client
 //! takes them, so neither holds the day in memory, whatever its size and however many clients
 //! download it at once (a client that reads nothing is dropped by the connection's write
-//! timeout, see [`crate::conn`]).
+//! timeout, see [`crate::conn`]). Each chunk opens the file, reads and closes it again: a
+//! download holds no file descriptor while it waits for its client, so slow downloads cannot
+//! use up the files that [`crate::conn::RESERVED_FILES`] keeps for the server.
 
 use std::path::{Path, PathBuf};
 
+use axum::body::Bytes;
 use chrono::NaiveDate;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::storage::{Db, StoreError};
 
@@ -46,14 +49,14 @@ impl DayFiles {
     }
 
     /// The file of the completed `day`, written from `db` first if it is not cached yet.
-    pub async fn open(&self, db: &Db, day: NaiveDate) -> Result<tokio::fs::File, StoreError> {
+    pub async fn path(&self, db: &Db, day: NaiveDate) -> Result<PathBuf, StoreError> {
         let path = self.dir.join(format!("{day}.ndjson"));
-        if let Ok(f) = tokio::fs::File::open(&path).await {
-            return Ok(f);
+        if tokio::fs::try_exists(&path).await? {
+            return Ok(path);
         }
         let _one = self.writing.lock().await;
-        if let Ok(f) = tokio::fs::File::open(&path).await {
-            return Ok(f);
+        if tokio::fs::try_exists(&path).await? {
+            return Ok(path);
         }
         let temp = tempfile::NamedTempFile::new_in(&self.dir)?;
         let (file, temp_path) = temp.into_parts();
@@ -62,6 +65,37 @@ impl DayFiles {
         out.flush().await?;
         out.get_ref().sync_all().await?;
         temp_path.persist(&path).map_err(|e| e.error)?;
-        Ok(tokio::fs::File::open(&path).await?)
+        Ok(path)
     }
+}
+
+/// Bytes read from a day file at a time.
+pub const CHUNK: usize = 16 * 1024;
+
+/// The contents of the (never changing) file at `path` as a stream of [`CHUNK`]-byte pieces,
+/// each read by opening the file anew.
+pub fn chunks(
+    path: PathBuf,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::try_unfold(0u64, move |offset| {
+        let path = path.clone();
+        async move {
+            let mut file = tokio::fs::File::open(&path).await?;
+            file.seek(std::io::SeekFrom::Start(offset)).await?;
+            let mut buf = vec![0; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                let n = file.read(&mut buf[filled..]).await?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                return Ok(None);
+            }
+            buf.truncate(filled);
+            Ok(Some((Bytes::from(buf), offset + filled as u64)))
+        }
+    })
 }

@@ -137,7 +137,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .render(state.store.db().kind(), state.store.queued());
     (
         [
-            (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         text,
@@ -254,7 +257,8 @@ async fn upload(State(state): State<Arc<AppState>>, req: Request) -> Response {
             StatusCode::TOO_MANY_REQUESTS,
             "too many uploads from this network; retry later",
         );
-        r.headers_mut().insert(header::RETRY_AFTER, retry_after(wait));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, retry_after(wait));
         return r;
     }
     if !is_json_content_type(req.headers()) {
@@ -560,18 +564,24 @@ async fn data_reports(State(state): State<Arc<AppState>>, Path(file): Path<Strin
             ),
         );
     }
-    match state.day_files.open(state.store.db(), day).await {
-        Ok(file) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "application/x-ndjson"),
-                (header::CACHE_CONTROL, "public, max-age=86400"),
-            ],
-            Body::from_stream(tokio_util::io::ReaderStream::new(file)),
-        )
-            .into_response(),
-        Err(e) => db_error(e),
-    }
+    let path = match state.day_files.path(state.store.db(), day).await {
+        Ok(p) => p,
+        Err(e) => return db_error(e),
+    };
+    let len = match tokio::fs::metadata(&path).await {
+        Ok(m) => m.len(),
+        Err(e) => return db_error(e),
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (header::CACHE_CONTROL, "public, max-age=86400".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        Body::from_stream(crate::downloads::chunks(path)),
+    )
+        .into_response()
 }
 
 async fn data_aggregates(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> Response {

@@ -84,7 +84,10 @@ impl Metrics {
 
     /// Uploads refused so far, all reasons.
     pub fn rejected(&self) -> u64 {
-        self.rejected.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.rejected
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Records one request's latency.
@@ -95,8 +98,10 @@ impl Metrics {
             .position(|b| s <= *b)
             .unwrap_or(LATENCY_BOUNDS.len());
         self.latency[i].fetch_add(1, Ordering::Relaxed);
-        self.latency_micros
-            .fetch_add(d.as_micros().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.latency_micros.fetch_add(
+            d.as_micros().try_into().unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every counter, plus the storage state
@@ -108,7 +113,12 @@ impl Metrics {
         head(&mut s, name, "counter", "Reports stored.");
         let _ = writeln!(s, "{name} {}", get(&self.accepted));
         let name = "clearcount_reports_rejected_total";
-        head(&mut s, name, "counter", "Uploads refused with a 4xx, by reason.");
+        head(
+            &mut s,
+            name,
+            "counter",
+            "Uploads refused with a 4xx, by reason.",
+        );
         for (r, c) in Reject::ALL.iter().zip(&self.rejected) {
             let _ = writeln!(s, "{name}{{reason=\"{}\"}} {}", r.name(), get(c));
         }
@@ -165,7 +175,12 @@ impl Metrics {
         let sum = get(&self.latency_micros) as f64 / 1e6;
         let _ = writeln!(s, "{name}_sum {sum}\n{name}_count {cumulative}");
         let name = "clearcount_storage_queue";
-        head(&mut s, name, "gauge", "Accepted reports waiting for their commit.");
+        head(
+            &mut s,
+            name,
+            "gauge",
+            "Accepted reports waiting for their commit.",
+        );
         let _ = writeln!(s, "{name} {storage_queue}");
         let name = "clearcount_storage_info";
         head(&mut s, name, "gauge", "The storage in use (always 1).");

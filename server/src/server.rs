@@ -108,6 +108,7 @@ pub async fn serve(
     let sources = Arc::new(Sources::new(
         limits.conn.max_connections_per_source,
         limits.upload_rate,
+        &limits.trusted_proxies,
     ));
     let state = Arc::new(AppState {
         log,

@@ -62,6 +62,8 @@ struct Bucket {
 /// Per-source state: connection counts and upload buckets, keyed by a per-process keyed hash.
 pub struct Sources {
     hasher: RandomState,
+    /// Peers that carry many sources' traffic (trusted proxies): no connection share.
+    proxies: Vec<IpAddr>,
     max_connections: usize,
     connections: Mutex<HashMap<u64, usize>>,
     limit: Option<RateLimit>,
@@ -71,20 +73,22 @@ pub struct Sources {
 /// One accepted connection of a source; gives its slot back when dropped.
 pub struct ConnectionSlot {
     sources: Arc<Sources>,
-    key: u64,
+    /// `None` for a trusted proxy's connection, which is not counted.
+    key: Option<u64>,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        let Some(key) = self.key else { return };
         let mut map = self
             .sources
             .connections
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.key) {
+        if let Some(n) = map.get_mut(&key) {
             *n -= 1;
             if *n == 0 {
-                map.remove(&self.key);
+                map.remove(&key);
             }
         }
     }
@@ -92,10 +96,12 @@ impl Drop for ConnectionSlot {
 
 impl Sources {
     /// Sources that may each hold `max_connections` connections and send uploads within
-    /// `limit` (`None`: no upload limit).
-    pub fn new(max_connections: usize, limit: Option<RateLimit>) -> Sources {
+    /// `limit` (`None`: no upload limit). Connections from `proxies` are not limited (the
+    /// upload limit applies to the clients they name, see [`crate::http`]).
+    pub fn new(max_connections: usize, limit: Option<RateLimit>, proxies: &[IpAddr]) -> Sources {
         Sources {
             hasher: RandomState::new(),
+            proxies: proxies.to_vec(),
             max_connections: max_connections.max(1),
             connections: Mutex::new(HashMap::new()),
             limit,
@@ -110,6 +116,12 @@ impl Sources {
 
     /// A connection slot for a peer at `ip`, or `None` when its source holds its share already.
     pub fn connect(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+        if self.proxies.contains(&ip) {
+            return Some(ConnectionSlot {
+                sources: self.clone(),
+                key: None,
+            });
+        }
         let key = self.key(ip);
         let mut map = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(key).or_default();
@@ -119,7 +131,7 @@ impl Sources {
         *n += 1;
         Some(ConnectionSlot {
             sources: self.clone(),
-            key,
+            key: Some(key),
         })
     }
 
@@ -174,13 +186,16 @@ mod tests {
         assert_eq!(prefix(ip("10.1.2.3")), prefix(ip("10.1.2.200")));
         assert_ne!(prefix(ip("10.1.2.3")), prefix(ip("10.1.3.3")));
         assert_eq!(prefix(ip("::ffff:10.1.2.9")), prefix(ip("10.1.2.3")));
-        assert_eq!(prefix(ip("2001:db8:1::1")), prefix(ip("2001:db8:1:ffff::2")));
+        assert_eq!(
+            prefix(ip("2001:db8:1::1")),
+            prefix(ip("2001:db8:1:ffff::2"))
+        );
         assert_ne!(prefix(ip("2001:db8:1::1")), prefix(ip("2001:db8:2::1")));
     }
 
     #[test]
     fn keys_differ_between_processes_but_not_within() {
-        let (a, b) = (Sources::new(1, None), Sources::new(1, None));
+        let (a, b) = (Sources::new(1, None, &[]), Sources::new(1, None, &[]));
         assert_eq!(a.key(ip("192.0.2.1")), a.key(ip("192.0.2.77")));
         // Two random SipHash keys agree on a value with probability 2^-64.
         assert_ne!(a.key(ip("192.0.2.1")), b.key(ip("192.0.2.1")));
@@ -188,13 +203,19 @@ mod tests {
 
     #[test]
     fn connection_share_is_per_source_and_given_back() {
-        let s = Arc::new(Sources::new(2, None));
+        let s = Arc::new(Sources::new(2, None, &[ip("10.9.9.9")]));
         let a1 = s.connect(ip("127.0.0.1")).unwrap();
         let _a2 = s.connect(ip("127.0.0.9")).unwrap();
         assert!(s.connect(ip("127.0.0.3")).is_none());
         assert!(s.connect(ip("127.0.1.1")).is_some());
         drop(a1);
         assert!(s.connect(ip("127.0.0.3")).is_some());
+        // A trusted proxy carries many sources: it has no share.
+        let proxied: Vec<_> = (0..10)
+            .map(|_| s.connect(ip("10.9.9.9")).unwrap())
+            .collect();
+        drop(proxied);
+        assert!(s.connect(ip("10.9.9.1")).is_some());
     }
 
     #[test]
@@ -205,6 +226,7 @@ mod tests {
                 rate: 2.0,
                 burst: 3.0,
             }),
+            &[],
         );
         let t0 = Instant::now();
         let a = ip("198.51.100.7");
@@ -217,12 +239,15 @@ mod tests {
         assert!(s.take_upload_at(ip("198.51.101.7"), t0).is_ok());
         // Half a second refills one upload.
         assert!(s.take_upload_at(a, t0 + Duration::from_millis(500)).is_ok());
-        assert!(s.take_upload_at(a, t0 + Duration::from_millis(500)).is_err());
+        assert!(
+            s.take_upload_at(a, t0 + Duration::from_millis(500))
+                .is_err()
+        );
     }
 
     #[test]
     fn no_limit_allows_everything() {
-        let s = Sources::new(1, None);
+        let s = Sources::new(1, None, &[]);
         for _ in 0..10_000 {
             assert!(s.take_upload(ip("203.0.113.1")).is_ok());
         }

@@ -207,9 +207,7 @@ impl Db {
                     for mut q in copy_arrival_ordered::<Postgres>(rows) {
                         q.build().execute(&mut *tx).await?;
                     }
-                    sqlx::query(ARRIVAL_ORDERED_DROP)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(ARRIVAL_ORDERED_DROP).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(Db::Postgres(pool))
@@ -417,13 +415,11 @@ impl Db {
         use tokio::io::AsyncWriteExt;
         let day = day.to_string();
         let mut rows = match self {
-            Db::Sqlite(p) => {
-                sqlx::query_scalar::<_, String>(
-                    "SELECT body FROM reports WHERE day = ? ORDER BY body",
-                )
-                .bind(day)
-                .fetch(p)
-            }
+            Db::Sqlite(p) => sqlx::query_scalar::<_, String>(
+                "SELECT body FROM reports WHERE day = ? ORDER BY body",
+            )
+            .bind(day)
+            .fetch(p),
             Db::Postgres(p) => sqlx::query_scalar::<_, String>(
                 "SELECT body FROM reports WHERE day = $1 ORDER BY body COLLATE \"C\"",
             )
@@ -651,7 +647,8 @@ where
     keyed
         .chunks(GROUP_CHUNK)
         .map(|chunk| {
-            let mut q: QueryBuilder<DB> = QueryBuilder::new("INSERT INTO reports (key, day, body) ");
+            let mut q: QueryBuilder<DB> =
+                QueryBuilder::new("INSERT INTO reports (key, day, body) ");
             q.push_values(chunk, |mut b, (key, day, body)| {
                 b.push_bind(key.clone())
                     .push_bind(day.clone())

@@ -11,8 +11,8 @@ use clap::{Parser, Subcommand};
 use clearcount_server::configs::ConfigLog;
 use clearcount_server::conn::{ConnLimits, default_max_connections, default_per_source};
 use clearcount_server::http::{Clock, Limits};
-use clearcount_server::sources::RateLimit;
 use clearcount_server::server::{self, ServeOptions};
+use clearcount_server::sources::RateLimit;
 use clearcount_server::storage::Db;
 use clearcount_server::validate::parse_day;
 
@@ -30,8 +30,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     /// Log lines as plain text or as JSON objects, one a line (on stderr; colours only when
     /// stderr is a terminal). CLEARCOUNT_LOG sets the level filter (default info).
-    #[arg(long, value_name = "FORMAT", env = "CLEARCOUNT_LOG_FORMAT", default_value = "text",
-          global = true)]
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "CLEARCOUNT_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -50,8 +55,12 @@ struct Storage {
     log: PathBuf,
     /// The data directory: the SQLite database (unless --database is given) and the download
     /// cache. Optional with --database (the cache then lives in a temporary directory).
-    #[arg(long, value_name = "DIR", env = "CLEARCOUNT_DATA",
-          required_unless_present = "database")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "CLEARCOUNT_DATA",
+        required_unless_present = "database"
+    )]
     data: Option<PathBuf>,
     /// A PostgreSQL URL (postgres://user@host:port/db) shared by any number of server
     /// instances. Default: embedded SQLite in the data directory.
@@ -82,8 +91,12 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
         /// Address to listen on (port 0 picks a free port; the address is printed on stderr).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080",
-              env = "CLEARCOUNT_LISTEN")]
+        #[arg(
+            long,
+            value_name = "ADDR",
+            default_value = "127.0.0.1:8080",
+            env = "CLEARCOUNT_LISTEN"
+        )]
         listen: SocketAddr,
         /// Connections open at once (default: the file limit less 128); more wait in the
         /// kernel's queue.
@@ -95,21 +108,37 @@ enum Command {
         max_connections_per_source: Option<usize>,
         /// Seconds to receive a request's head, from the connection's opening or the end of the
         /// previous response (so also the idle keep-alive timeout).
-        #[arg(long, value_name = "SECONDS", default_value_t = 10,
-              env = "CLEARCOUNT_HEADER_TIMEOUT")]
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 10,
+            env = "CLEARCOUNT_HEADER_TIMEOUT"
+        )]
         header_timeout: u64,
         /// Seconds to receive an upload's body.
-        #[arg(long, value_name = "SECONDS", default_value_t = 10,
-              env = "CLEARCOUNT_BODY_TIMEOUT")]
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 10,
+            env = "CLEARCOUNT_BODY_TIMEOUT"
+        )]
         body_timeout: u64,
         /// Seconds a response may wait for the client to read anything before the connection
         /// is closed.
-        #[arg(long, value_name = "SECONDS", default_value_t = 30,
-              env = "CLEARCOUNT_WRITE_TIMEOUT")]
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 30,
+            env = "CLEARCOUNT_WRITE_TIMEOUT"
+        )]
         write_timeout: u64,
         /// Seconds from a request's head to its response's head, body included.
-        #[arg(long, value_name = "SECONDS", default_value_t = 30,
-              env = "CLEARCOUNT_REQUEST_TIMEOUT")]
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 30,
+            env = "CLEARCOUNT_REQUEST_TIMEOUT"
+        )]
         request_timeout: u64,
         /// Uploads a second one source (a /24 or /48 network) may send after its burst;
         /// beyond it, 429 with Retry-After. 0 turns the limiter off (benchmarks).
@@ -122,7 +151,12 @@ enum Command {
         upload_burst: f64,
         /// A reverse proxy whose X-Forwarded-For header names the client (its last address)
         /// for the limiter; repeatable, or comma-separated in the environment variable.
-        #[arg(long, value_name = "IP", env = "CLEARCOUNT_TRUSTED_PROXY", value_delimiter = ',')]
+        #[arg(
+            long,
+            value_name = "IP",
+            env = "CLEARCOUNT_TRUSTED_PROXY",
+            value_delimiter = ','
+        )]
         trusted_proxy: Vec<IpAddr>,
     },
     /// Recompute the aggregates of one week offline and write WEEK.json and WEEK.csv.

@@ -122,7 +122,6 @@ pub fn timed_get(client: &reqwest::blocking::Client, url: &str, html: bool) -> (
     (start.elapsed(), body.len())
 }
 
-
 /// The pages of the year: the dashboard, every program, every config (HTML), and the latest
 /// config as HTML and as TOML (`true`: asked for as HTML).
 pub fn pages(configs: usize) -> Vec<(String, bool)> {

@@ -161,7 +161,7 @@ fn client_ip(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .last()
+        .next_back()
         .or(Some(peer))
 }
 

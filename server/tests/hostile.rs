@@ -71,7 +71,7 @@ fn metric(server: &Server, name: &str) -> u64 {
 /// One slowloris connection: half a request head, or a whole head and a trickle of body.
 fn open_slow(n: usize, to: SocketAddr) -> Option<TcpStream> {
     let mut s = connect_from(ip("127.0.0.1"), to).ok()?;
-    let start: &[u8] = if n % 2 == 0 {
+    let start: &[u8] = if n.is_multiple_of(2) {
         b"POST /upload HTTP/1.1\r\nHost: clearcount\r\nContent-Type: appl"
     } else {
         b"POST /upload HTTP/1.1\r\nHost: clearcount\r\nContent-Type: application/json\r\n\

@@ -274,6 +274,23 @@ fn downloads_that_are_never_read_hold_little_memory() {
     drop(idle);
 }
 
+/// Ripgrep's entry in the aggregates of WEEK.
+fn ripgrep_aggregates(c: &reqwest::blocking::Client, server: &Server) -> serde_json::Value {
+    let agg: serde_json::Value = c
+        .get(server.url(&format!("/data/aggregates/{WEEK}.json")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    agg["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["program"] == "ripgrep")
+        .unwrap()
+        .clone()
+}
+
 fn post_from(
     c: &reqwest::blocking::Client,
     s: &Server,
@@ -318,18 +335,7 @@ fn idempotent_upload(database: Option<&str>) {
     );
     assert_eq!(metric(&server, "clearcount_reports_accepted_total"), 2);
     assert_eq!(metric(&server, "clearcount_reports_duplicate_total"), 3);
-    let agg: serde_json::Value = c
-        .get(server.url(&format!("/data/aggregates/{WEEK}.json")))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let ripgrep = agg["programs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["program"] == "ripgrep")
-        .unwrap();
+    let ripgrep = ripgrep_aggregates(&c, &server);
     assert_eq!(ripgrep["reports"], 2);
     server.stop();
     assert_eq!(stored_bodies(&data, database).len(), 2);
@@ -595,18 +601,7 @@ fn thousands_of_versions_keep_pages_small() {
         page.contains("14.0.0") && page.contains(">other<"),
         "versions breakdown"
     );
-    let agg: serde_json::Value = c
-        .get(server.url(&format!("/data/aggregates/{WEEK}.json")))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let ripgrep = agg["programs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["program"] == "ripgrep")
-        .unwrap();
+    let ripgrep = ripgrep_aggregates(&c, &server);
     let versions = ripgrep["versions"].as_object().unwrap();
     assert_eq!(
         versions.len(),

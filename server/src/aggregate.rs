@@ -111,6 +111,28 @@ pub const CSV_HEADER: [&str; 15] = [
     "confidence",
 ];
 
+/// Versions of a program listed apart in its aggregates and pages; the others are summed as
+/// [`OTHER_VERSIONS`], so that no download or page grows with the number of versions sent.
+pub const MAX_VERSIONS: usize = 20;
+
+/// The name of the versions not listed apart (not a semver version, so never a real one).
+pub const OTHER_VERSIONS: &str = "other";
+
+/// The `keep` entries of `counts` with the most reports (ties by name), and the sum of the
+/// rest as [`OTHER_VERSIONS`].
+pub fn keep_top(counts: BTreeMap<String, u64>, keep: usize) -> BTreeMap<String, u64> {
+    if counts.len() <= keep {
+        return counts;
+    }
+    let mut by_count: Vec<(String, u64)> = counts.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let rest: u64 = by_count[keep..].iter().map(|(_, n)| n).sum();
+    by_count.truncate(keep);
+    let mut top: BTreeMap<String, u64> = by_count.into_iter().collect();
+    *top.entry(OTHER_VERSIONS.to_string()).or_default() += rest;
+    top
+}
+
 #[derive(Default)]
 struct Acc {
     reports: u64,
@@ -197,7 +219,7 @@ pub fn compute(week: NaiveDate, groups: &[GroupRow], log: &ConfigLog) -> WeekAgg
             config_index: index,
             reports: acc.reports,
             counters,
-            versions: acc.versions,
+            versions: keep_top(acc.versions, MAX_VERSIONS),
             os: acc.os,
             arch: acc.arch,
         });

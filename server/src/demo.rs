@@ -449,11 +449,15 @@ fn serve_options(
 ) -> ServeOptions {
     ServeOptions {
         log_dir: log.to_path_buf(),
-        data_dir: data.to_path_buf(),
+        data_dir: Some(data.to_path_buf()),
         database: None,
         listen,
         clock: Clock { fixed: day },
-        limits: Limits::default(),
+        // Thousands of simulated installs upload from this one machine.
+        limits: Limits {
+            upload_rate: None,
+            ..Limits::default()
+        },
     }
 }
 

@@ -1,13 +1,16 @@
 //! The HTTP API (DESIGN.md section 7) on axum.
 //!
-//! Nothing here reads the peer address or any request header other than `Content-Type` (and, for
-//! the `/config` pages, `Accept` and `Host`), and no
-//! request-logging middleware is installed: the only log lines are counts and server-side errors.
+//! Nothing here reads any request header other than `Content-Type` (and, for the `/config`
+//! pages, `Accept` and `Host`; for uploads through a trusted proxy, `X-Forwarded-For`), and no
+//! request-logging middleware is installed: the only log lines are server-side errors. The peer
+//! address is read only by the upload limiter, which keeps a keyed hash of its prefix in memory
+//! ([`crate::sources`]).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -18,8 +21,12 @@ use axum::routing::{get, post};
 use chrono::{NaiveDate, Utc};
 
 use crate::configs::ConfigLog;
+use crate::conn::ConnLimits;
+use crate::downloads::DayFiles;
+use crate::metrics::{Metrics, Reject};
 use crate::report::{self, MAX_REPORT_BYTES, ParseError};
-use crate::storage::Store;
+use crate::sources::{RateLimit, Sources};
+use crate::storage::{Outcome, Store};
 use crate::validate::{parse_day, validate};
 
 /// Where "today" comes from: the UTC clock, or a fixed day (tests and replays).
@@ -36,17 +43,6 @@ impl Clock {
     }
 }
 
-/// Upload counters, logged as counts only.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Reports stored.
-    pub accepted: AtomicU64,
-    /// Reports refused (4xx).
-    pub rejected: AtomicU64,
-    /// Reports that failed on the server side (5xx).
-    pub failed: AtomicU64,
-}
-
 /// Everything the handlers share.
 pub struct AppState {
     /// The config log.
@@ -57,33 +53,51 @@ pub struct AppState {
     pub store: Store,
     /// The clock.
     pub clock: Clock,
-    /// Upload counters.
-    pub stats: Stats,
+    /// Counters, served at `/metrics`.
+    pub stats: Arc<Metrics>,
+    /// Per-source connection shares and upload limits.
+    pub sources: Arc<Sources>,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Completed days' raw reports as files.
+    pub day_files: DayFiles,
+    /// Time limit of an upload's body.
+    pub body_timeout: Duration,
 }
 
 /// Limits of the HTTP layer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
-    /// Requests handled at once; more wait in line.
-    pub max_concurrency: usize,
-    /// Time limit of one request, body included.
+    /// Time limit of one request until its response starts, body included.
     pub request_timeout: Duration,
+    /// Time limit of an upload's body.
+    pub body_timeout: Duration,
+    /// Connection limits and timeouts.
+    pub conn: ConnLimits,
+    /// Uploads per source, or `None` for no limit.
+    pub upload_rate: Option<RateLimit>,
+    /// Peers (reverse proxies) whose `X-Forwarded-For` header names the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_concurrency: 1024,
             request_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            conn: ConnLimits::default(),
+            upload_rate: Some(RateLimit::DEFAULT),
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
-/// The full router. The dashboard (`/`, `/programs/{name}`) is a plain placeholder for now.
-pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
+/// The full router.
+pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
     Router::new()
         .route("/upload", post(upload))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/log/checkpoint", get(log_checkpoint))
         .route("/log/tile/{*path}", get(log_tile))
         .route("/config", get(config_latest))
@@ -96,15 +110,59 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .fallback(not_found)
         .layer(
             tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     limits.request_timeout,
-                ))
-                .layer(tower::limit::ConcurrencyLimitLayer::new(
-                    limits.max_concurrency,
                 )),
         )
         .with_state(state)
+}
+
+/// Records each request's latency (to its response head) in the metrics.
+async fn timed(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let start = Instant::now();
+    let response = next.run(req).await;
+    state.stats.observe(start.elapsed());
+    response
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state
+        .stats
+        .render(state.store.db().kind(), state.store.queued());
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// The address an upload comes from: the peer, or for a trusted proxy the last address of its
+/// `X-Forwarded-For` (the one the proxy itself appended). `None` without a peer address.
+fn client_ip(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = crate::conn::peer(req.extensions())?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    req.headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back()
+        .or(Some(peer))
 }
 
 /// A JSON error response.
@@ -181,13 +239,31 @@ pub fn check_upload(
     .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
 }
 
+/// How long the client should wait, as a `Retry-After` value (whole seconds, at least 1).
+fn retry_after(wait: Duration) -> HeaderValue {
+    HeaderValue::from((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+}
+
 async fn upload(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let reject = |status: StatusCode, msg: String| {
-        state.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    let reject = |why: Reject, status: StatusCode, msg: String| {
+        state.stats.reject(why);
         error(status, msg)
     };
+    if let Some(ip) = client_ip(&req, &state.trusted_proxies)
+        && let Err(wait) = state.sources.take_upload(ip)
+    {
+        state.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many uploads from this network; retry later",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, retry_after(wait));
+        return r;
+    }
     if !is_json_content_type(req.headers()) {
         return reject(
+            Reject::ContentType,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json".into(),
         );
@@ -200,16 +276,26 @@ async fn upload(State(state): State<Arc<AppState>>, req: Request) -> Response {
         && len > MAX_REPORT_BYTES as u64
     {
         return reject(
+            Reject::TooLarge,
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("report is larger than {MAX_REPORT_BYTES} bytes"),
         );
     }
-    let body: Bytes = match axum::body::to_bytes(req.into_body(), MAX_REPORT_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
+    let read = axum::body::to_bytes(req.into_body(), MAX_REPORT_BYTES);
+    let body: Bytes = match tokio::time::timeout(state.body_timeout, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             return reject(
+                Reject::TooLarge,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("report is larger than {MAX_REPORT_BYTES} bytes or the body was cut"),
+            );
+        }
+        Err(_) => {
+            return reject(
+                Reject::SlowBody,
+                StatusCode::REQUEST_TIMEOUT,
+                "the report did not arrive in time".into(),
             );
         }
     };
@@ -220,19 +306,36 @@ async fn upload(State(state): State<Arc<AppState>>, req: Request) -> Response {
                 state.stats.failed.fetch_add(1, Ordering::Relaxed);
                 return error(status, msg);
             }
-            return reject(status, msg);
+            let why = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => Reject::TooLarge,
+                StatusCode::BAD_REQUEST => Reject::Malformed,
+                _ => Reject::Invalid,
+            };
+            return reject(why, status, msg);
         }
     };
+    let ok = || {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"status":"ok"}"#,
+        )
+            .into_response()
+    };
     match state.store.insert(accepted, state.clock.today()).await {
-        Ok(()) => {
+        Ok(Outcome::Stored) => {
             state.stats.accepted.fetch_add(1, Ordering::Relaxed);
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                r#"{"status":"ok"}"#,
-            )
-                .into_response()
+            ok()
         }
+        Ok(Outcome::Duplicate) => {
+            state.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            ok()
+        }
+        Ok(Outcome::Conflict) => reject(
+            Reject::Conflict,
+            StatusCode::CONFLICT,
+            "a different report with the same config index, week and x is stored already".into(),
+        ),
         Err(e) => {
             state.stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::error!("storing a report: {e}");
@@ -461,25 +564,24 @@ async fn data_reports(State(state): State<Arc<AppState>>, Path(file): Path<Strin
             ),
         );
     }
-    match state.store.db().reports_of_day(day).await {
-        Ok(rows) => {
-            let mut body = String::with_capacity(rows.iter().map(|r| r.len() + 1).sum());
-            for r in rows {
-                body.push_str(&r);
-                body.push('\n');
-            }
-            (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, "application/x-ndjson"),
-                    (header::CACHE_CONTROL, "public, max-age=86400"),
-                ],
-                body,
-            )
-                .into_response()
-        }
-        Err(e) => db_error(e),
-    }
+    let path = match state.day_files.path(state.store.db(), day).await {
+        Ok(p) => p,
+        Err(e) => return db_error(e),
+    };
+    let len = match tokio::fs::metadata(&path).await {
+        Ok(m) => m.len(),
+        Err(e) => return db_error(e),
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (header::CACHE_CONTROL, "public, max-age=86400".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        Body::from_stream(crate::downloads::chunks(path)),
+    )
+        .into_response()
 }
 
 async fn data_aggregates(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> Response {

@@ -3,14 +3,16 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::NaiveDate;
 
 use crate::aggregate::WeekAggregates;
 use crate::configs::{ConfigLog, LogError};
-use crate::http::{AppState, Clock, Limits, Stats, router};
+use crate::downloads::DayFiles;
+use crate::http::{AppState, Clock, Limits, router};
+use crate::metrics::Metrics;
+use crate::sources::Sources;
 use crate::storage::{Db, Store, StoreError};
 
 /// What `serve` needs.
@@ -18,8 +20,9 @@ use crate::storage::{Db, Store, StoreError};
 pub struct ServeOptions {
     /// The config log directory (tlog-tiles).
     pub log_dir: PathBuf,
-    /// The data directory (SQLite database by default).
-    pub data_dir: PathBuf,
+    /// The data directory: the SQLite database (unless `database` is set) and the download
+    /// cache (a temporary directory when `None`).
+    pub data_dir: Option<PathBuf>,
     /// A `postgres://` URL, or `None` for SQLite in the data directory.
     pub database: Option<String>,
     /// Address to listen on (port 0: any free port, printed at start).
@@ -42,6 +45,12 @@ pub enum ServeError {
     /// Listening or serving failed.
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
+    /// Listening failed.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// Neither a data directory nor a database URL.
+    #[error("a data directory (--data) is needed unless a PostgreSQL URL (--database) is given")]
+    NoStorage,
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -67,74 +76,77 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs the server until `shutdown` resolves, then finishes in-flight requests, stores every
-/// queued report and returns. Computes the aggregates and renders the dashboard first (see
-/// [`crate::web::ready`]), then binds and prints `listening on ADDR` to stderr.
+/// queued report and returns. Binds first (a taken port fails at once), then computes the
+/// aggregates and renders the dashboard (see [`crate::web::ready`]) before accepting the first
+/// connection, then prints `listening on ADDR` to stderr.
 pub async fn serve(
     opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| ServeError::Bind(opts.listen, e))?;
+    let addr = listener.local_addr()?;
     let log = ConfigLog::open(&opts.log_dir)?;
-    let db = Db::connect(opts.database.as_deref(), &opts.data_dir).await?;
+    let data_dir = match (&opts.data_dir, &opts.database) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(_)) => None,
+        (None, None) => return Err(ServeError::NoStorage),
+    };
+    let db = Db::connect(
+        opts.database.as_deref(),
+        data_dir.as_deref().unwrap_or(Path::new(".")),
+    )
+    .await?;
     let writers = match db {
         Db::Sqlite(_) => 1,
         Db::Postgres(_) => 4,
     };
     let kind = db.kind();
+    let limits = opts.limits;
+    let stats = Arc::new(Metrics::default());
+    let sources = Arc::new(Sources::new(
+        limits.conn.max_connections_per_source,
+        limits.upload_rate,
+        &limits.trusted_proxies,
+    ));
     let state = Arc::new(AppState {
         log,
         log_dir: opts.log_dir.clone(),
         store: Store::new(db, writers),
         clock: opts.clock,
-        stats: Stats::default(),
+        stats: stats.clone(),
+        sources: sources.clone(),
+        trusted_proxies: limits.trusted_proxies.clone(),
+        day_files: DayFiles::new(data_dir.map(|d| d.join("downloads")).as_deref())?,
+        body_timeout: limits.body_timeout,
     });
     // The dashboard computes the aggregates and renders its pages before the first connection
     // is accepted, so that no request waits for that.
-    let app = router(state.clone(), opts.limits);
+    let app = router(state.clone(), &limits);
     let warm = std::time::Instant::now();
     crate::web::ready(&state).await;
     tracing::info!("dashboard ready in {} ms", warm.elapsed().as_millis());
-    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
-    let addr = listener.local_addr()?;
     eprintln!("listening on {addr}");
-    tracing::info!("serving on {addr} with {kind} storage");
-
-    let stats_state = state.clone();
-    let ticker = tokio::spawn(async move {
-        let mut last = (0, 0, 0);
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            every.tick().await;
-            let now = counts(&stats_state.stats);
-            if now != last {
-                tracing::info!(
-                    "uploads so far: {} accepted, {} rejected, {} failed",
-                    now.0,
-                    now.1,
-                    now.2
-                );
-                last = now;
-            }
-        }
-    });
-
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    ticker.abort();
+    tracing::info!(
+        "serving on {addr} with {kind} storage, at most {} connections ({} a source)",
+        limits.conn.max_connections,
+        limits.conn.max_connections_per_source
+    );
+    crate::conn::serve(
+        listener,
+        app,
+        limits.conn,
+        sources,
+        stats,
+        shutdown,
+        Duration::from_secs(30),
+    )
+    .await;
     state.store.shutdown().await;
     state.store.db().close().await;
-    let (a, r, f) = counts(&state.stats);
-    tracing::info!("stopped: {a} accepted, {r} rejected, {f} failed");
-    result?;
+    tracing::info!("stopped: every acknowledged report is committed");
     Ok(())
-}
-
-fn counts(s: &Stats) -> (u64, u64, u64) {
-    (
-        s.accepted.load(Ordering::Relaxed),
-        s.rejected.load(Ordering::Relaxed),
-        s.failed.load(Ordering::Relaxed),
-    )
 }
 
 /// Recomputes one week's aggregates from the stored rows.

@@ -1,8 +1,11 @@
 //! Storage of accepted reports: embedded SQLite (default) or PostgreSQL, with group commit.
 //!
-//! Every accepted report becomes one row in `reports` (UTC day of receipt, canonical JSON; the
-//! row id only orders storage, it is never published: raw reports are published sorted by
-//! content), and each of its programs adds one to its group in `week_groups` (week, config
+//! Every accepted report becomes one row in `reports`: its idempotency key (config index,
+//! week and x, [`crate::validate::report_key`]) as primary key, its UTC day of receipt and its
+//! canonical JSON. Nothing in a row orders rows by arrival (no row id or sequence; SQLite keeps
+//! the table `WITHOUT ROWID`, ordered by the random-looking key), and raw reports are published
+//! sorted by content. A report whose key is stored already is not stored again
+//! ([`Outcome`]). Each program of a new report adds one to its group in `week_groups` (week, config
 //! index, program, version, os, arch and the label index of every counter, with a count), in
 //! the same transaction. Aggregation reads the groups, so it neither parses JSON nor scans
 //! reports, and an insert touches a few pages of a small table instead of one index page per
@@ -19,7 +22,7 @@
 //! 1,000 log pages, finds almost nothing left to copy and sync, and uploads waiting on the
 //! writer are not held up by it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -94,7 +97,7 @@ pub struct GroupRow {
 struct Pending {
     report: Accepted,
     day: NaiveDate,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<Outcome, String>>,
 }
 
 /// The report store: a database, its group-commit writers and, for SQLite, the checkpointer.
@@ -106,7 +109,8 @@ pub struct Store {
 }
 
 const SQLITE_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY, day TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, day TEXT NOT NULL, \
+     body TEXT NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS reports_day ON reports (day)",
     "CREATE TABLE IF NOT EXISTS week_groups (week TEXT NOT NULL, config_index INTEGER NOT NULL, \
      program TEXT NOT NULL, version TEXT NOT NULL, os TEXT NOT NULL, arch TEXT NOT NULL, \
@@ -115,8 +119,8 @@ const SQLITE_SCHEMA: &[&str] = &[
 ];
 
 const PG_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS reports (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
-     day TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, day TEXT NOT NULL, \
+     body TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS reports_day ON reports (day)",
     "CREATE TABLE IF NOT EXISTS week_groups (week TEXT NOT NULL, config_index BIGINT NOT NULL, \
      program TEXT NOT NULL, version TEXT NOT NULL, os TEXT NOT NULL, arch TEXT NOT NULL, \
@@ -132,6 +136,15 @@ const LEGACY_MIGRATION: &[&str] = &[
      SELECT week, config_index, program, version, os, arch, labels, COUNT(*) FROM report_programs \
      GROUP BY week, config_index, program, version, os, arch, labels",
     "DROP TABLE report_programs",
+];
+
+/// Databases written before reports had a key kept an arrival-ordered row id: that table is
+/// renamed (its day index dropped, for the new table's), the schema creates the keyed table,
+/// [`copy_arrival_ordered`] copies the rows with their keys, and the old table is dropped, all
+/// in the schema transaction. Repeats stored before keys existed are kept once.
+const ARRIVAL_ORDERED_RENAME: &[&str] = &[
+    "DROP INDEX IF EXISTS reports_day",
+    "ALTER TABLE reports RENAME TO reports_arrival_ordered",
 ];
 
 /// Adds a batch's counts to existing groups (the grouping key is the primary key).
@@ -167,6 +180,18 @@ impl Db {
                 };
                 let migrate = has("report_programs").fetch_one(&mut *tx).await?
                     && !has("week_groups").fetch_one(&mut *tx).await?;
+                let arrival_ordered = sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE \
+                     table_schema = current_schema() AND table_name = 'reports' \
+                     AND column_name = 'id')",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                if arrival_ordered {
+                    for stmt in ARRIVAL_ORDERED_RENAME {
+                        sqlx::query(stmt).execute(&mut *tx).await?;
+                    }
+                }
                 for stmt in PG_SCHEMA {
                     sqlx::query(stmt).execute(&mut *tx).await?;
                 }
@@ -174,6 +199,15 @@ impl Db {
                     for stmt in LEGACY_MIGRATION {
                         sqlx::query(stmt).execute(&mut *tx).await?;
                     }
+                }
+                if arrival_ordered {
+                    let rows = sqlx::query_as(ARRIVAL_ORDERED_ROWS)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for mut q in copy_arrival_ordered::<Postgres>(rows) {
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    sqlx::query(ARRIVAL_ORDERED_DROP).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(Db::Postgres(pool))
@@ -213,6 +247,16 @@ impl Db {
         };
         let migrate = has("report_programs").fetch_one(&mut *tx).await?
             && !has("week_groups").fetch_one(&mut *tx).await?;
+        let arrival_ordered = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('reports') WHERE name = 'id')",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if arrival_ordered {
+            for stmt in ARRIVAL_ORDERED_RENAME {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
+        }
         for stmt in SQLITE_SCHEMA {
             sqlx::query(stmt).execute(&mut *tx).await?;
         }
@@ -220,6 +264,15 @@ impl Db {
             for stmt in LEGACY_MIGRATION {
                 sqlx::query(stmt).execute(&mut *tx).await?;
             }
+        }
+        if arrival_ordered {
+            let rows = sqlx::query_as(ARRIVAL_ORDERED_ROWS)
+                .fetch_all(&mut *tx)
+                .await?;
+            for mut q in copy_arrival_ordered::<Sqlite>(rows) {
+                q.build().execute(&mut *tx).await?;
+            }
+            sqlx::query(ARRIVAL_ORDERED_DROP).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Db::Sqlite(pool))
@@ -233,8 +286,12 @@ impl Db {
         }
     }
 
-    /// Stores reports (each with its day of receipt) in one transaction.
-    pub async fn insert_batch(&self, items: &[(&Accepted, NaiveDate)]) -> Result<(), StoreError> {
+    /// Stores reports (each with its day of receipt) in one transaction, each unless its key
+    /// is stored already (or earlier in `items`), and says what became of each.
+    pub async fn insert_batch(
+        &self,
+        items: &[(&Accepted, NaiveDate)],
+    ) -> Result<Vec<Outcome>, StoreError> {
         self.insert_batch_on(&mut None, items).await
     }
 
@@ -247,40 +304,82 @@ impl Db {
         &self,
         held: &mut Option<PoolConnection<Sqlite>>,
         items: &[(&Accepted, NaiveDate)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Outcome>, StoreError> {
         if items.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        match self {
+        let firsts = first_of_each_key(items);
+        let keys: Vec<String> = firsts.keys().map(|k| k.to_string()).collect();
+        let stored: HashMap<String, String> = match self {
             Db::Sqlite(pool) => {
                 let conn = match held {
                     Some(c) => c,
                     None => held.insert(pool.acquire().await?),
                 };
-                // One round trip to the connection's worker thread for the whole transaction
-                // (BEGIN, the inserts, COMMIT): under CPU contention every hop costs a wakeup.
-                let mut q = sqlite_batch_query(items);
-                let result = q.build().execute(&mut **conn).await;
-                if let Err(e) = result {
-                    // The transaction may still be open after a failed statement.
-                    let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
-                    *held = None;
-                    return Err(e.into());
+                // Two round trips to the connection's worker thread for the whole transaction
+                // (BEGIN and the look-up of the keys; the inserts and COMMIT): under CPU
+                // contention every hop costs a wakeup. The single writer and `BEGIN IMMEDIATE`
+                // keep the keys looked up unchanged until the commit.
+                let result = async {
+                    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                        "BEGIN IMMEDIATE; SELECT key, body FROM reports WHERE key IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for k in &keys {
+                        list.push_bind(k.clone());
+                    }
+                    q.push(")");
+                    let stored: HashMap<String, String> = q
+                        .build_query_as::<(String, String)>()
+                        .fetch_all(&mut **conn)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    let fresh = fresh_items(items, &firsts, &stored);
+                    sqlite_batch_query(&fresh)
+                        .build()
+                        .execute(&mut **conn)
+                        .await?;
+                    Ok::<_, sqlx::Error>(stored)
+                }
+                .await;
+                match result {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        // The transaction may still be open after a failed statement.
+                        let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
+                        *held = None;
+                        return Err(e.into());
+                    }
                 }
             }
             Db::Postgres(pool) => {
+                // A concurrent transaction that stores one of these keys first makes an insert
+                // here fail on the primary key; the writer then retries report by report, and
+                // the look-up finds it.
                 let mut tx = pool.begin().await?;
-                reports_query::<Postgres>(items)
-                    .build()
-                    .execute(&mut *tx)
-                    .await?;
-                for mut q in group_queries::<Postgres>(items) {
-                    q.build().execute(&mut *tx).await?;
+                let stored: HashMap<String, String> =
+                    sqlx::query_as("SELECT key, body FROM reports WHERE key = ANY($1)")
+                        .bind(&keys)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                let fresh = fresh_items(items, &firsts, &stored);
+                if !fresh.is_empty() {
+                    reports_query::<Postgres>(&fresh)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                    for mut q in group_queries::<Postgres>(&fresh) {
+                        q.build().execute(&mut *tx).await?;
+                    }
                 }
                 tx.commit().await?;
+                stored
             }
-        }
-        Ok(())
+        };
+        Ok(outcomes(items, &firsts, &stored))
     }
 
     /// Canonical JSON of every report received on `day`, sorted by content (never by arrival).
@@ -303,6 +402,35 @@ impl Db {
             }
         };
         Ok(rows)
+    }
+
+    /// Writes [`Db::reports_of_day`] to `out`, one report a line, as the rows arrive from the
+    /// database (not all in memory at once).
+    pub async fn write_reports_of_day(
+        &self,
+        day: NaiveDate,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt;
+        use tokio::io::AsyncWriteExt;
+        let day = day.to_string();
+        let mut rows = match self {
+            Db::Sqlite(p) => sqlx::query_scalar::<_, String>(
+                "SELECT body FROM reports WHERE day = ? ORDER BY body",
+            )
+            .bind(day)
+            .fetch(p),
+            Db::Postgres(p) => sqlx::query_scalar::<_, String>(
+                "SELECT body FROM reports WHERE day = $1 ORDER BY body COLLATE \"C\"",
+            )
+            .bind(day)
+            .fetch(p),
+        };
+        while let Some(body) = rows.try_next().await? {
+            out.write_all(body.as_bytes()).await?;
+            out.write_all(b"\n").await?;
+        }
+        Ok(())
     }
 
     /// Every day with reports and how many.
@@ -418,14 +546,118 @@ where
 /// the group counts, `COMMIT`. SQLite binds the anonymous parameters statement by statement,
 /// and each statement stays below the bind-parameter limit.
 fn sqlite_batch_query<'a>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, Sqlite> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("BEGIN IMMEDIATE; ");
-    push_reports(&mut q, items);
-    for chunk in group_counts(items).chunks(GROUP_CHUNK) {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("");
+    if !items.is_empty() {
+        push_reports(&mut q, items);
+        for chunk in group_counts(items).chunks(GROUP_CHUNK) {
+            q.push("; ");
+            push_groups(&mut q, chunk);
+        }
         q.push("; ");
-        push_groups(&mut q, chunk);
     }
-    q.push("; COMMIT");
+    q.push("COMMIT");
     q
+}
+
+/// What became of a report handed to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored now.
+    Stored,
+    /// Equal to a stored report: not stored again.
+    Duplicate,
+    /// The key of a stored report, with a different body: not stored.
+    Conflict,
+}
+
+/// The position of the first item of each key: only those may be stored.
+fn first_of_each_key<'b>(items: &[(&'b Accepted, NaiveDate)]) -> BTreeMap<&'b str, usize> {
+    let mut firsts = BTreeMap::new();
+    for (i, (a, _)) in items.iter().enumerate() {
+        firsts.entry(a.key.as_str()).or_insert(i);
+    }
+    firsts
+}
+
+/// The items to store: the first of each key not stored yet.
+fn fresh_items<'b>(
+    items: &[(&'b Accepted, NaiveDate)],
+    firsts: &BTreeMap<&str, usize>,
+    stored: &HashMap<String, String>,
+) -> Vec<(&'b Accepted, NaiveDate)> {
+    firsts
+        .iter()
+        .filter(|(k, _)| !stored.contains_key(**k))
+        .map(|(_, i)| items[*i])
+        .collect()
+}
+
+/// Each item's outcome once the fresh items are stored: the first of a new key is stored;
+/// every other item is a duplicate when its body equals the one stored under its key, else a
+/// conflict.
+fn outcomes(
+    items: &[(&Accepted, NaiveDate)],
+    firsts: &BTreeMap<&str, usize>,
+    stored: &HashMap<String, String>,
+) -> Vec<Outcome> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, (a, _))| {
+            let first = firsts[a.key.as_str()];
+            let kept = stored
+                .get(&a.key)
+                .map_or(items[first].0.canonical.as_str(), String::as_str);
+            if !stored.contains_key(&a.key) && i == first {
+                Outcome::Stored
+            } else if a.canonical == kept {
+                Outcome::Duplicate
+            } else {
+                Outcome::Conflict
+            }
+        })
+        .collect()
+}
+
+/// The rows of a table written before reports had keys.
+const ARRIVAL_ORDERED_ROWS: &str = "SELECT day, body FROM reports_arrival_ordered";
+const ARRIVAL_ORDERED_DROP: &str = "DROP TABLE reports_arrival_ordered";
+
+/// Inserts of `(day, body)` rows with their keys, the first of each key kept (the bodies were
+/// validated when stored; one that no longer parses keeps a key of its own).
+fn copy_arrival_ordered<'a, DB>(rows: Vec<(String, String)>) -> Vec<QueryBuilder<'a, DB>>
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let keyed: Vec<(String, String, String)> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (day, body))| {
+            let key = crate::report::parse(body.as_bytes())
+                .ok()
+                .and_then(|r| {
+                    let week = crate::validate::parse_day(&r.week)?;
+                    Some(crate::validate::report_key(r.config.index, week, r.x))
+                })
+                .unwrap_or_else(|| format!("unparsed/{i}"));
+            (key, day, body)
+        })
+        .collect();
+    keyed
+        .chunks(GROUP_CHUNK)
+        .map(|chunk| {
+            let mut q: QueryBuilder<DB> =
+                QueryBuilder::new("INSERT INTO reports (key, day, body) ");
+            q.push_values(chunk, |mut b, (key, day, body)| {
+                b.push_bind(key.clone())
+                    .push_bind(day.clone())
+                    .push_bind(body.clone());
+            });
+            q.push(" ON CONFLICT (key) DO NOTHING");
+            q
+        })
+        .collect()
 }
 
 /// Groups a statement: 8 binds a group, well below bind-parameter limits.
@@ -436,9 +668,11 @@ where
     DB: sqlx::Database,
     String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    q.push("INSERT INTO reports (day, body) ");
+    q.push("INSERT INTO reports (key, day, body) ");
     q.push_values(items, |mut b, (a, day)| {
-        b.push_bind(day.to_string()).push_bind(a.canonical.clone());
+        b.push_bind(a.key.clone())
+            .push_bind(day.to_string())
+            .push_bind(a.canonical.clone());
     });
 }
 
@@ -531,8 +765,18 @@ impl Store {
         &self.db
     }
 
-    /// Stores one accepted report received on `day`; returns only after it is committed.
-    pub async fn insert(&self, report: Accepted, day: NaiveDate) -> Result<(), StoreError> {
+    /// Reports handed to the writers and not committed yet (those of running batches aside).
+    pub fn queued(&self) -> usize {
+        self.tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
+    /// Stores one accepted report received on `day` unless its key is stored already; returns
+    /// only after it is committed (or found stored).
+    pub async fn insert(&self, report: Accepted, day: NaiveDate) -> Result<Outcome, StoreError> {
         let tx = self
             .tx
             .lock()
@@ -545,7 +789,7 @@ impl Store {
             .map_err(|_| StoreError::WriterGone)?;
         drop(tx);
         match wait.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => Err(StoreError::Db(sqlx::Error::Protocol(e))),
             Err(_) => Err(StoreError::WriterGone),
         }
@@ -613,9 +857,9 @@ async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, committed: Arc<
         committed.notify_one();
         drop(items);
         match result {
-            Ok(()) => {
-                for p in batch.drain(..) {
-                    let _ = p.done.send(Ok(()));
+            Ok(outcomes) => {
+                for (p, o) in batch.drain(..).zip(outcomes) {
+                    let _ = p.done.send(Ok(o));
                 }
             }
             Err(e) => {
@@ -628,6 +872,7 @@ async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, committed: Arc<
                     let r = db
                         .insert_batch_on(&mut held, &[(&p.report, p.day)])
                         .await
+                        .map(|o| o[0])
                         .map_err(|e| e.to_string());
                     if let Err(e) = &r {
                         tracing::error!("storing a report failed: {e}");
@@ -646,6 +891,7 @@ mod tests {
     fn report(n: usize, programs: usize) -> Accepted {
         Accepted {
             canonical: format!("{{\"n\":{n}}}"),
+            key: format!("0/2026-11-16/{n}"),
             week: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
             config_index: 0,
             rows: (0..programs)
@@ -704,8 +950,15 @@ mod tests {
             .unwrap();
         assert_eq!(groups.len(), 1500);
         assert!(groups.iter().all(|g| g.count == 1));
-        // A second batch of the same groups adds to them.
-        db.insert_batch(&items[..2]).await.unwrap();
+        // A second batch of new reports in the same groups adds to them.
+        let more: Vec<Accepted> = (0..2)
+            .map(|n| Accepted {
+                key: format!("again/{n}"),
+                ..report(n, 5)
+            })
+            .collect();
+        let more_items: Vec<(&Accepted, NaiveDate)> = more.iter().map(|a| (a, day)).collect();
+        db.insert_batch(&more_items).await.unwrap();
         let groups = db
             .week_groups(NaiveDate::from_ymd_opt(2026, 11, 16).unwrap())
             .await
@@ -720,17 +973,105 @@ mod tests {
             .execute(pool)
             .await
             .unwrap();
+        let last: Vec<Accepted> = (0..10)
+            .map(|n| Accepted {
+                key: format!("last/{n}"),
+                ..report(n, 5)
+            })
+            .collect();
+        let last_items: Vec<(&Accepted, NaiveDate)> = last.iter().map(|a| (a, day)).collect();
         for _ in 0..8 {
             // More failures than pool connections: none may keep a transaction open.
-            assert!(db.insert_batch(&items[..10]).await.is_err());
+            assert!(db.insert_batch(&last_items).await.is_err());
         }
         assert_eq!(db.count_reports().await.unwrap(), 302);
         sqlx::query("ALTER TABLE moved RENAME TO week_groups")
             .execute(pool)
             .await
             .unwrap();
-        db.insert_batch(&items[..10]).await.unwrap();
+        db.insert_batch(&last_items).await.unwrap();
         assert_eq!(db.count_reports().await.unwrap(), 312);
+        db.close().await;
+    }
+
+    /// A report is stored once per key: a repeat (in the same batch or a later one) is a
+    /// duplicate and changes no count; the same key with another body is a conflict.
+    #[tokio::test]
+    async fn repeats_are_stored_once_and_clashes_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(None, dir.path()).await.unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let a = report(1, 2);
+        let clash = Accepted {
+            canonical: "{\"other\":1}".into(),
+            ..a.clone()
+        };
+        let b = report(2, 2);
+        let got = db
+            .insert_batch(&[(&a, day), (&a, day), (&clash, day), (&b, day)])
+            .await
+            .unwrap();
+        use Outcome::*;
+        assert_eq!(got, [Stored, Duplicate, Conflict, Stored]);
+        let got = db
+            .insert_batch(&[(&clash, day), (&b, day), (&a, day)])
+            .await
+            .unwrap();
+        assert_eq!(got, [Conflict, Duplicate, Duplicate]);
+        assert_eq!(db.count_reports().await.unwrap(), 2);
+        let groups = db
+            .week_groups(NaiveDate::from_ymd_opt(2026, 11, 16).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), 4);
+        db.close().await;
+    }
+
+    /// A database whose reports carry an arrival-ordered row id gets keyed rows instead, the
+    /// repeats kept once, and no trace of the row ids.
+    #[tokio::test]
+    async fn arrival_ordered_rows_are_rekeyed() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join(SQLITE_FILE))
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(opts).await.unwrap();
+        let body = |x: &str| {
+            format!(
+                r#"{{"format":1,"week":"2026-11-16","config":{{"origin":"o","index":0}},"x":{x},"programs":[{{"name":"p","version":"1.0.0","os":"linux","arch":"x86_64","counters":{{"c":"0"}}}}]}}"#
+            )
+        };
+        for stmt in [
+            "CREATE TABLE reports (id INTEGER PRIMARY KEY, day TEXT NOT NULL, body TEXT NOT NULL)",
+            "CREATE INDEX reports_day ON reports (day)",
+        ] {
+            sqlx::query(stmt).execute(&pool).await.unwrap();
+        }
+        for x in ["0.25", "0.5", "0.25"] {
+            sqlx::query("INSERT INTO reports (day, body) VALUES ('2026-11-20', ?)")
+                .bind(body(x))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let db = Db::connect(None, dir.path()).await.unwrap();
+        assert_eq!(db.count_reports().await.unwrap(), 2);
+        let Db::Sqlite(pool) = &db else {
+            unreachable!()
+        };
+        let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM reports ORDER BY key")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        assert_eq!(keys, ["0/2026-11-16/0.25", "0/2026-11-16/0.5"]);
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master ORDER BY name")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        assert!(!tables.iter().any(|t| t.contains("arrival")), "{tables:?}");
+        assert!(tables.iter().any(|t| t == "reports_day"), "{tables:?}");
         db.close().await;
     }
 

@@ -13,6 +13,8 @@ pub const MAX_WEEKS_OLD: u64 = 4;
 pub struct Accepted {
     /// The canonical JSON that is stored and published.
     pub canonical: String,
+    /// What makes two uploads the same report (see [`report_key`]).
+    pub key: String,
     /// The week (its Monday).
     pub week: NaiveDate,
     /// The log index of the config it was checked against.
@@ -244,10 +246,19 @@ pub fn validate(
     }
     Ok(Accepted {
         canonical: canonical_json(report),
+        key: report_key(idx, week, report.x),
         week,
         config_index: idx,
         rows,
     })
+}
+
+/// The idempotency key of a report (DESIGN.md section 7): its config index, week and `x`
+/// (the origin is the log's, the same for every report a server accepts). `x` is written in
+/// its shortest exact form, so equal numbers give equal keys whatever the JSON spelling.
+pub fn report_key(config_index: u64, week: NaiveDate, x: f64) -> String {
+    // `+ 0.0` turns -0 into 0.
+    format!("{config_index}/{week}/{}", x + 0.0)
 }
 
 /// Encodes label indexes compactly (`3,0,-`).

@@ -13,6 +13,9 @@ use common::*;
 
 const LABELS: [&str; 5] = ["0", "1", "10", "100", "1000"];
 
+/// The load comes from one address as fast as it can: no per-source upload limit.
+const LOAD: &[&str] = &["--upload-rate", "0"];
+
 /// Uploads from `threads` threads until `stop` is set or the server is gone; returns the
 /// canonical JSON of every acknowledged report.
 fn load(
@@ -88,7 +91,7 @@ fn kill_under_load(database: Option<&str>) {
     make_log(&log_dir, &[CONFIG0]);
     let mut all_acked = Vec::new();
     for round in 0..3 {
-        let server = Server::start(&log_dir, &data, database, TODAY);
+        let server = Server::start_with(&log_dir, &data, database, TODAY, LOAD);
         let stop = Arc::new(AtomicBool::new(false));
         let loader = load(server.url(""), 32, stop.clone());
         std::thread::sleep(Duration::from_millis(700 + 300 * round));
@@ -103,7 +106,7 @@ fn kill_under_load(database: Option<&str>) {
         all_acked.extend(acked);
     }
     // Restart and make sure the server still works on the recovered database.
-    let server = Server::start(&log_dir, &data, database, TODAY);
+    let server = Server::start_with(&log_dir, &data, database, TODAY, LOAD);
     assert_eq!(
         post(&client(), &server, report(0, WEEK, 0.01, "0", "other", "0")).0,
         200
@@ -118,7 +121,7 @@ fn sigterm_under_load(database: Option<&str>) {
     let root = tempdir();
     let (log_dir, data) = paths(root.path());
     make_log(&log_dir, &[CONFIG0]);
-    let server = Server::start(&log_dir, &data, database, TODAY);
+    let server = Server::start_with(&log_dir, &data, database, TODAY, LOAD);
     let stop = Arc::new(AtomicBool::new(false));
     let loader = load(server.url(""), 32, stop.clone());
     std::thread::sleep(Duration::from_millis(800));

@@ -466,6 +466,7 @@ fn breakdown<'a>(
             *sum.entry(k.clone()).or_default() += v;
         }
     }
+    let sum = crate::aggregate::keep_top(sum, crate::aggregate::MAX_VERSIONS);
     let mut bars: Vec<(String, u64)> = sum.into_iter().collect();
     bars.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let id = format!("b-{key}");

@@ -161,14 +161,31 @@ impl Server {
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0", "--today", today])
-            .args(extra)
-            .env_remove("CLEARCOUNT_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null());
+            .args(extra);
         if let Some(db) = database {
             cmd.arg("--database").arg(db);
         }
+        Server::spawn(cmd)
+    }
+
+    /// Starts `clearcount-server serve` with the given arguments under a soft limit of
+    /// `files` open files (set by the shell before it becomes the server).
+    pub fn start_with_file_limit(files: u64, args: &[&std::ffi::OsStr]) -> Server {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(bin())
+            .arg("serve")
+            .args(args);
+        Server::spawn(cmd)
+    }
+
+    /// Spawns `cmd` (a server) with captured output and waits for its address.
+    pub fn spawn(mut cmd: Command) -> Server {
+        cmd.env_remove("CLEARCOUNT_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("start clearcount-server");
         let output = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();

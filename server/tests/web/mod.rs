@@ -15,6 +15,8 @@ use clearcount_config_log::store::LogStore;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub mod year;
+
 pub const ORIGIN: &str = "web.clearcount.example/config";
 /// The fixed "today" of every test server: a Wednesday.
 pub const TODAY: &str = "2026-11-25";

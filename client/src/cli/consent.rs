@@ -163,6 +163,10 @@ pub(super) fn on(
     let Some(chosen) = confirm(&candidates, yes, out)? else {
         return Ok(ExitCode::from(2));
     };
+    if chosen.is_empty() {
+        writeln!(out, "Nothing changed.")?;
+        return Ok(ExitCode::from(2));
+    }
     let now = clock::now_unix();
     mode::update(layout, |mf| {
         for c in &chosen {
@@ -176,10 +180,6 @@ pub(super) fn on(
             "clearcount is on for {} under config {} of log {} (uploads to {}).",
             c.program, c.verified.index, c.verified.config.origin, c.endpoint.server
         )?;
-    }
-    if chosen.is_empty() {
-        writeln!(out, "Nothing changed.")?;
-        return Ok(ExitCode::from(2));
     }
     note_environment(out)?;
     Ok(ExitCode::SUCCESS)

@@ -1,10 +1,16 @@
-//! The recording API: [`Counter`] and [`Category`].
+//! The recording API: [`Counter`] and [`Category`], and their slow paths.
+//!
+//! An increment of a started counter is one relaxed add to its word in the memory-mapped
+//! counter file (found once, then cached). The slow path finds the word through the runtime
+//! ([`runtime::with_cell`]) or keeps the count in memory until recording starts; the runtime
+//! calls back through [`runtime::Registered`] to write those counts and to forget cached words
+//! when the week's file changes. This module uses the runtime; the runtime does not use it.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::mapping::CellSlot;
-use crate::runtime::{self, DISABLED, STATE};
+use crate::runtime::{self, ACTIVE, DISABLED, Registered, STATE, UNSTARTED};
 
 /// Adds `n` to `cell`, saturating at `u64::MAX` instead of wrapping.
 ///
@@ -78,8 +84,50 @@ impl Counter {
         }
         match self.cell.get() {
             Some(cell) => saturating_add(cell, n),
-            None => runtime::counter_cold(self, n),
+            None => self.add_cold(n),
         }
+    }
+
+    /// The slow path of [`Counter::add`]: not started, or the word not yet known.
+    #[cold]
+    #[inline(never)]
+    fn add_cold(&'static self, mut n: u64) {
+        runtime::register(&self.registered, self);
+        loop {
+            match STATE.load(Ordering::SeqCst) {
+                UNSTARTED => {
+                    saturating_add(&self.pending, n);
+                    if STATE.load(Ordering::SeqCst) == UNSTARTED {
+                        return;
+                    }
+                    n = 0;
+                }
+                ACTIVE => {
+                    runtime::lazy_week_timer();
+                    runtime::with_cell(self.name, |cell, caching, _| {
+                        if caching {
+                            self.cell.set(cell);
+                        }
+                        let total = n.saturating_add(self.pending.swap(0, Ordering::SeqCst));
+                        if total > 0 {
+                            saturating_add(cell, total);
+                        }
+                    });
+                    return;
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+impl Registered for Counter {
+    fn flush(&'static self) {
+        self.add_cold(0);
+    }
+
+    fn forget(&self) {
+        self.cell.clear();
     }
 }
 
@@ -89,11 +137,11 @@ impl std::fmt::Debug for Counter {
     }
 }
 
-pub(crate) struct LabelCell {
-    pub(crate) label: Box<str>,
-    pub(crate) pending: u64,
-    pub(crate) cell: Option<&'static AtomicU64>,
-    pub(crate) epoch: u64,
+struct LabelCell {
+    label: Box<str>,
+    pending: u64,
+    cell: Option<&'static AtomicU64>,
+    epoch: u64,
 }
 
 /// Most distinct labels a category keeps per process; further labels are dropped.
@@ -112,9 +160,9 @@ pub const MAX_LABELS: usize = 256;
 /// }
 /// ```
 pub struct Category {
-    pub(crate) name: &'static str,
-    pub(crate) labels: Mutex<Vec<LabelCell>>,
-    pub(crate) registered: AtomicBool,
+    name: &'static str,
+    labels: Mutex<Vec<LabelCell>>,
+    registered: AtomicBool,
 }
 
 impl Category {
@@ -144,8 +192,78 @@ impl Category {
         if STATE.load(Ordering::Relaxed) == DISABLED {
             return;
         }
-        runtime::category_add(self, label, n);
+        self.add_labelled(label, n);
     }
+
+    fn labels(&self) -> MutexGuard<'_, Vec<LabelCell>> {
+        self.labels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Labels are looked up under the category's lock (then the runtime's, in that order).
+    fn add_labelled(&'static self, label: &str, n: u64) {
+        if label.is_empty() || label.len() + self.name.len() + 1 > crate::format::MAX_NAME {
+            return;
+        }
+        runtime::register(&self.registered, self);
+        if STATE.load(Ordering::Relaxed) == ACTIVE {
+            runtime::lazy_week_timer();
+        }
+        let mut labels = self.labels();
+        let i = match labels.iter().position(|l| &*l.label == label) {
+            Some(i) => i,
+            None => {
+                if labels.len() >= MAX_LABELS {
+                    return;
+                }
+                labels.push(LabelCell {
+                    label: label.into(),
+                    pending: 0,
+                    cell: None,
+                    epoch: 0,
+                });
+                labels.len() - 1
+            }
+        };
+        let lc = &mut labels[i];
+        if let Some(cell) = lc.cell
+            && lc.epoch == runtime::epoch()
+        {
+            saturating_add(cell, n);
+            return;
+        }
+        match STATE.load(Ordering::SeqCst) {
+            UNSTARTED => lc.pending = lc.pending.saturating_add(n),
+            ACTIVE => {
+                let name = format!("{}:{}", self.name, label);
+                runtime::with_cell(&name, |cell, caching, epoch| {
+                    lc.cell = caching.then_some(cell);
+                    lc.epoch = epoch;
+                    let total = n.saturating_add(std::mem::take(&mut lc.pending));
+                    if total > 0 {
+                        saturating_add(cell, total);
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Registered for Category {
+    fn flush(&'static self) {
+        let pending: Vec<Box<str>> = self
+            .labels()
+            .iter()
+            .filter(|l| l.pending > 0)
+            .map(|l| l.label.clone())
+            .collect();
+        for l in pending {
+            self.add_labelled(&l, 0);
+        }
+    }
+
+    /// Labels compare their epoch instead (their words are found under the category's lock).
+    fn forget(&self) {}
 }
 
 impl std::fmt::Debug for Category {

@@ -8,7 +8,6 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::clock::{self, Week};
-use crate::counter::{Category, Counter, LabelCell, MAX_LABELS, saturating_add};
 use crate::file::CounterFile;
 use crate::format::Meta;
 use crate::mode::{self, Mode};
@@ -26,7 +25,7 @@ pub(crate) static STATE: AtomicU8 = AtomicU8::new(UNSTARTED);
 static STARTED: AtomicBool = AtomicBool::new(false);
 static EPOCH: AtomicU64 = AtomicU64::new(1);
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
-static REGISTRY: Mutex<Vec<Reg>> = Mutex::new(Vec::new());
+static REGISTRY: Mutex<Vec<&'static dyn Registered>> = Mutex::new(Vec::new());
 /// The program this process started as (the embedded consent commands act on it).
 #[cfg(feature = "cli")]
 static HOST_PROGRAM: OnceLock<String> = OnceLock::new();
@@ -56,10 +55,14 @@ const LAZY_AFTER: Duration = Duration::from_secs(1);
 /// A process that records this often starts the week timer (and caches words) at once.
 const LAZY_INCREMENTS: u64 = 256;
 
-#[derive(Clone, Copy)]
-enum Reg {
-    Counter(&'static Counter),
-    Category(&'static Category),
+/// What the runtime asks of a counter that was used: to write the counts it kept in memory once
+/// recording starts, and to forget the words it cached when the week's file changes. `Counter`
+/// and `Category` implement it; the runtime never names their types.
+pub(crate) trait Registered: Sync {
+    /// Writes the counts kept before recording started.
+    fn flush(&'static self);
+    /// Forgets cached words (the counter file changed).
+    fn forget(&self);
 }
 
 struct Runtime {
@@ -186,7 +189,7 @@ fn maybe_become_upload_child(s: &Settings, marker: &str) {
     };
     let layout = Layout::new(root);
     if crate::upload::is_child(&layout, endpoint, marker) {
-        crate::upload::child_main(layout, endpoint.clone());
+        crate::upload::run::child_main(layout, endpoint.clone());
     }
 }
 
@@ -304,7 +307,7 @@ fn start_inner(s: Settings) -> bool {
 /// Called on the cold path of every increment while the timer is lazy: starts the week timer
 /// when the process turns out not to be short-lived, after moving to the current week's file
 /// (the week may have ended while the process was not recording).
-fn lazy_week_timer() {
+pub(crate) fn lazy_week_timer() {
     if WEEK_TIMER.load(Ordering::Acquire) != TIMER_LAZY {
         return;
     }
@@ -334,27 +337,16 @@ fn caching() -> bool {
 }
 
 fn flush_pending() {
-    let regs: Vec<Reg> = lock(&REGISTRY).clone();
+    let regs: Vec<&'static dyn Registered> = lock(&REGISTRY).clone();
     for r in regs {
-        match r {
-            Reg::Counter(c) => counter_cold(c, 0),
-            Reg::Category(cat) => {
-                let labels: Vec<Box<str>> = lock(&cat.labels)
-                    .iter()
-                    .filter(|l| l.pending > 0)
-                    .map(|l| l.label.clone())
-                    .collect();
-                for l in labels {
-                    category_add(cat, &l, 0);
-                }
-            }
-        }
+        r.flush();
     }
 }
 
-fn register(flag: &AtomicBool, reg: Reg) {
+/// Registers a counter at its first use (`flag` is its own "registered" flag).
+pub(crate) fn register(flag: &AtomicBool, r: &'static dyn Registered) {
     if !flag.load(Ordering::Acquire) && !flag.swap(true, Ordering::AcqRel) {
-        lock(&REGISTRY).push(reg);
+        lock(&REGISTRY).push(r);
     }
 }
 
@@ -373,93 +365,23 @@ fn resolve(rt: &mut Runtime, name: &str) -> Option<&'static AtomicU64> {
     }
 }
 
-/// The slow path of [`Counter::add`]: not started, or the counter's word not yet known.
-#[cold]
-#[inline(never)]
-pub(crate) fn counter_cold(c: &'static Counter, mut n: u64) {
-    register(&c.registered, Reg::Counter(c));
-    loop {
-        match STATE.load(Ordering::SeqCst) {
-            UNSTARTED => {
-                saturating_add(&c.pending, n);
-                if STATE.load(Ordering::SeqCst) == UNSTARTED {
-                    return;
-                }
-                n = 0;
-            }
-            ACTIVE => {
-                lazy_week_timer();
-                let mut g = lock(&RUNTIME);
-                if let Some(rt) = g.as_mut()
-                    && let Some(cell) = resolve(rt, c.name)
-                {
-                    if caching() {
-                        c.cell.set(cell);
-                    }
-                    let p = c.pending.swap(0, Ordering::SeqCst);
-                    let total = n.saturating_add(p);
-                    if total > 0 {
-                        saturating_add(cell, total);
-                    }
-                }
-                return;
-            }
-            _ => return,
-        }
-    }
+/// Runs `f` with the word of `name` in the current counter file, under the runtime's lock (so
+/// that a week switch, which clears the cached words under the same lock, cannot slip in
+/// between), with whether words may be cached now and the current epoch. `None` when not
+/// recording or when the name cannot be placed.
+pub(crate) fn with_cell<R>(
+    name: &str,
+    f: impl FnOnce(&'static AtomicU64, bool, u64) -> R,
+) -> Option<R> {
+    let mut g = lock(&RUNTIME);
+    let epoch = EPOCH.load(Ordering::Acquire);
+    let cell = resolve(g.as_mut()?, name)?;
+    Some(f(cell, caching(), epoch))
 }
 
-/// [`Category::add`]: labels are looked up under the category's lock.
-pub(crate) fn category_add(cat: &'static Category, label: &str, n: u64) {
-    if label.is_empty() || label.len() + cat.name.len() + 1 > crate::format::MAX_NAME {
-        return;
-    }
-    register(&cat.registered, Reg::Category(cat));
-    if STATE.load(Ordering::Relaxed) == ACTIVE {
-        lazy_week_timer();
-    }
-    let mut labels = lock(&cat.labels);
-    let i = match labels.iter().position(|l| &*l.label == label) {
-        Some(i) => i,
-        None => {
-            if labels.len() >= MAX_LABELS {
-                return;
-            }
-            labels.push(LabelCell {
-                label: label.into(),
-                pending: 0,
-                cell: None,
-                epoch: 0,
-            });
-            labels.len() - 1
-        }
-    };
-    let lc = &mut labels[i];
-    if let Some(cell) = lc.cell
-        && lc.epoch == EPOCH.load(Ordering::Acquire)
-    {
-        saturating_add(cell, n);
-        return;
-    }
-    match STATE.load(Ordering::SeqCst) {
-        UNSTARTED => lc.pending = lc.pending.saturating_add(n),
-        ACTIVE => {
-            let name = format!("{}:{}", cat.name, label);
-            let mut g = lock(&RUNTIME);
-            let epoch = EPOCH.load(Ordering::Acquire);
-            if let Some(rt) = g.as_mut()
-                && let Some(cell) = resolve(rt, &name)
-            {
-                lc.cell = caching().then_some(cell);
-                lc.epoch = epoch;
-                let total = n.saturating_add(std::mem::take(&mut lc.pending));
-                if total > 0 {
-                    saturating_add(cell, total);
-                }
-            }
-        }
-        _ => {}
-    }
+/// The current epoch: it changes whenever recording moves to another counter file.
+pub(crate) fn epoch() -> u64 {
+    EPOCH.load(Ordering::Acquire)
 }
 
 fn spawn_week_timer() {
@@ -507,9 +429,7 @@ fn switch_week_if_needed() -> bool {
     }
     EPOCH.fetch_add(1, Ordering::AcqRel);
     for r in lock(&REGISTRY).iter() {
-        if let Reg::Counter(c) = r {
-            c.cell.clear();
-        }
+        r.forget();
     }
     let layout = rt.layout.clone();
     let retention = rt.retention;

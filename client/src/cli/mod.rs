@@ -328,7 +328,7 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
         } => {
             let ep = Endpoint::new(server, key);
             if ep.check().is_ok() && crate::upload::is_child(layout, &ep, &marker) {
-                crate::upload::child_main(layout.clone(), ep);
+                crate::upload::run::child_main(layout.clone(), ep);
             }
             bail!("not an upload child: no token of today holds {marker}");
         }

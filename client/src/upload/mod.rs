@@ -319,7 +319,7 @@ pub fn cancelled() -> bool {
 /// (the host exited or let go) releases the child. Returns once the host let go or after
 /// [`PARENT_WAIT`], whichever comes first; the watch goes on in the background.
 #[cfg(feature = "upload")]
-fn wait_for_host() {
+pub(crate) fn wait_for_host() {
     use std::io::Read as _;
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let watcher = std::thread::Builder::new()
@@ -336,45 +336,6 @@ fn wait_for_host() {
     if watcher.is_ok() {
         let _ = rx.recv_timeout(PARENT_WAIT);
     }
-}
-
-/// The body of the upload child: one run, then exit. Never returns.
-#[cfg(feature = "upload")]
-pub(crate) fn child_main(layout: Layout, endpoint: Endpoint) -> ! {
-    let _ = std::thread::Builder::new()
-        .name("clearcount-deadline".into())
-        .stack_size(32 * 1024)
-        .spawn(|| {
-            std::thread::sleep(CHILD_DEADLINE);
-            std::process::exit(0);
-        });
-    support::set_debug_log(layout.debug_log());
-    wait_for_host();
-    if cancelled() {
-        support::debug_log("upload: a consent command ran in the host: nothing uploaded");
-        std::process::exit(0);
-    }
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let summary = run::run(
-            &layout,
-            &endpoint,
-            &run::RunOptions::now(),
-            &run::HttpTransport::new(),
-        );
-        for n in &summary.notes {
-            support::debug_log(&format!("upload: {n}"));
-        }
-        for w in &summary.weeks {
-            if w.body.is_some() || w.why.contains("retried") || w.why.contains("refused") {
-                support::debug_log(&format!("upload: week {}: {}", w.week, w.why));
-            }
-        }
-    }));
-    if result.is_err() {
-        support::debug_log("upload: the upload child panicked");
-    }
-    support::debug_log("upload: run finished");
-    std::process::exit(0)
 }
 
 /// Prints the one-line notice of an upload on stderr (only when the user turned notices on),

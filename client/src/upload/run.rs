@@ -642,3 +642,41 @@ impl Run<'_> {
         Ok(())
     }
 }
+
+/// The body of the upload child: one run, then exit. Never returns.
+pub(crate) fn child_main(layout: Layout, endpoint: Endpoint) -> ! {
+    let _ = std::thread::Builder::new()
+        .name("clearcount-deadline".into())
+        .stack_size(32 * 1024)
+        .spawn(|| {
+            std::thread::sleep(super::CHILD_DEADLINE);
+            std::process::exit(0);
+        });
+    support::set_debug_log(layout.debug_log());
+    super::wait_for_host();
+    if super::cancelled() {
+        support::debug_log("upload: a consent command ran in the host: nothing uploaded");
+        std::process::exit(0);
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let summary = run(
+            &layout,
+            &endpoint,
+            &RunOptions::now(),
+            &HttpTransport::new(),
+        );
+        for n in &summary.notes {
+            support::debug_log(&format!("upload: {n}"));
+        }
+        for w in &summary.weeks {
+            if w.body.is_some() || w.why.contains("retried") || w.why.contains("refused") {
+                support::debug_log(&format!("upload: week {}: {}", w.week, w.why));
+            }
+        }
+    }));
+    if result.is_err() {
+        support::debug_log("upload: the upload child panicked");
+    }
+    support::debug_log("upload: run finished");
+    std::process::exit(0)
+}

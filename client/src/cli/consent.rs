@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clearcount_config_log::config::{Config, Widening, widening};
+use clearcount_config_log::config::{Widening, widening};
 
 use crate::clock;
 use crate::mode::{self, Consent, Mode, ModeFile};
@@ -200,10 +200,7 @@ fn earlier_consent(
     if c.origin != v.config.origin || c.index == v.index {
         return Ok(None);
     }
-    let old = match state
-        .config_copy_bytes(c.index)
-        .and_then(|b| Config::parse(&b).ok())
-    {
+    let old = match state.config_copy(c.index) {
         Some(old) => old,
         None => verify::fetch_verified(ep, state, Some(c.index))?.config,
     };

@@ -127,10 +127,7 @@ fn pending_config(layout: &Layout, mf: &ModeFile, program: &str) -> Option<Strin
         return None;
     }
     let new = Config::parse(&bytes).ok()?;
-    let Some(old) = state
-        .config_copy_bytes(c.index)
-        .and_then(|b| Config::parse(&b).ok())
-    else {
+    let Some(old) = state.config_copy(c.index) else {
         return Some(format!(
             "pending: config {latest} is the latest; config {}, the one agreed to, is no longer \
              on this machine: confirm again (`{program} telemetry on` or `clearcount on \

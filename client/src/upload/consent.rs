@@ -120,10 +120,7 @@ pub fn check(
     if consent.index == index {
         return Ok(());
     }
-    let consented = state
-        .config_copy_bytes(consent.index)
-        .and_then(|b| Config::parse(&b).ok());
-    let Some(consented) = consented else {
+    let Some(consented) = state.config_copy(consent.index) else {
         return Err(Refusal::ConsentedConfigMissing {
             consented: consent.index,
         });

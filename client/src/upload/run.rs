@@ -11,8 +11,6 @@ use std::fs;
 use std::io::Read as _;
 use std::time::Duration;
 
-use clearcount_config_log::config::Config;
-
 use crate::clock::{self, Week};
 use crate::mode::{self, ConsentLock, Mode, ModeFile};
 use crate::report::{self, ReportError};
@@ -624,8 +622,7 @@ impl Run<'_> {
         let index = report.config.index;
         let config = self
             .state
-            .config_copy_bytes(index)
-            .and_then(|b| Config::parse(&b).ok())
+            .config_copy(index)
             .ok_or_else(|| format!("config {index}, which it obeys, is not on this machine"))?;
         for p in &report.programs {
             consent::check(

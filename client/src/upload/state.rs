@@ -375,6 +375,12 @@ impl LogState {
         support::read_kept(&self.config_copy_file(index), CONFIG_CAP)
     }
 
+    /// The verified config at `index`, parsed, when this machine verified it.
+    #[cfg(feature = "upload")]
+    pub fn config_copy(&self, index: u64) -> Option<clearcount_config_log::config::Config> {
+        clearcount_config_log::config::Config::parse(&self.config_copy_bytes(index)?).ok()
+    }
+
     /// Keeps a copy of the verified config at `index` (once; entries never change).
     pub fn keep_config_copy(&self, index: u64, config: &[u8]) -> Result<(), ReportError> {
         let path = self.config_copy_file(index);

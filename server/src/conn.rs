@@ -63,6 +63,12 @@ impl Default for ConnLimits {
     }
 }
 
+/// The most a connection buffers in each direction. hyper's default (about 400 KiB) lets a
+/// download that its client never reads park that much response in the server per
+/// connection; request heads and upload bodies need far less, and a download streams in
+/// [`crate::downloads::CHUNK`]s.
+pub const MAX_BUF: usize = 16 * 1024;
+
 /// File descriptors kept for everything but client connections: the database and its
 /// write-ahead log, the config log's files, downloads' files, the runtime.
 pub const RESERVED_FILES: u64 = 128;
@@ -100,7 +106,8 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_BUF);
     let last_accept_error = AtomicU64::new(0);
     tokio::pin!(shutdown);
     loop {

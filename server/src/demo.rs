@@ -291,6 +291,7 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(crate::server::MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(io("start the async runtime"))?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use axum::body::Bytes;
 use chrono::NaiveDate;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::storage::{Db, StoreError};
 
@@ -80,22 +80,33 @@ pub fn chunks(
     futures_util::stream::try_unfold(0u64, move |offset| {
         let path = path.clone();
         async move {
-            let mut file = tokio::fs::File::open(&path).await?;
-            file.seek(std::io::SeekFrom::Start(offset)).await?;
-            let mut buf = vec![0; CHUNK];
-            let mut filled = 0;
-            while filled < CHUNK {
-                let n = file.read(&mut buf[filled..]).await?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            if filled == 0 {
+            // One trip to the blocking pool a chunk: open, read at the offset, close.
+            let buf = tokio::task::spawn_blocking(move || read_chunk(&path, offset))
+                .await
+                .map_err(std::io::Error::other)??;
+            if buf.is_empty() {
                 return Ok(None);
             }
-            buf.truncate(filled);
-            Ok(Some((Bytes::from(buf), offset + filled as u64)))
+            let next = offset + buf.len() as u64;
+            Ok(Some((Bytes::from(buf), next)))
         }
     })
+}
+
+/// Up to [`CHUNK`] bytes of the file at `path` from `offset` (fewer only at its end).
+fn read_chunk(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let mut buf = vec![0; CHUNK];
+    let mut filled = 0;
+    while filled < CHUNK {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }

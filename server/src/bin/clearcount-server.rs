@@ -215,6 +215,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(clearcount_server::demo::run(args)?);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(clearcount_server::server::MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use clearcount::report::{LocalReport, ProgramCounts};
 use clearcount::upload::build::{Outcome, build, check_report};
-use clearcount_config_log::config::{Config, Counter, CounterKind, Program};
+use clearcount_config_log::config::{Config, Counter, CounterKind, Program, Versions};
 use proptest::prelude::*;
 use rand::SeedableRng;
 
@@ -69,7 +69,13 @@ fn config() -> impl Strategy<Value = Config> {
         prop::collection::vec(
             (
                 prop::sample::select(NAMES),
-                prop::sample::select(&[">=1.0.0", ">=14", "*", "<1"][..]),
+                prop::sample::select(vec![
+                    Versions::from(">=1.0.0"),
+                    Versions::from(">=14"),
+                    Versions::from("*"),
+                    Versions::from("<1"),
+                    Versions::Exact(vec!["1.0.0".into(), "14.2.0".into()]),
+                ]),
                 prop::collection::vec(counter(), 0..5),
             ),
             1..4,
@@ -93,7 +99,7 @@ fn config() -> impl Strategy<Value = Config> {
                         let mut names = BTreeSet::new();
                         Program {
                             name: n.to_string(),
-                            versions: v.to_string(),
+                            versions: v,
                             counters: cs
                                 .into_iter()
                                 .filter(|c| names.insert(c.name.clone()))

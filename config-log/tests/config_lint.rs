@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use clearcount_config_log::config::{
-    Config, ConfigError, Counter, LintProblem, MAX_CONFIG_BYTES, Program, lint,
+    Config, ConfigError, Counter, LintProblem, MAX_CONFIG_BYTES, Program, Versions, lint,
 };
 
 /// The example of DESIGN.md section 2, verbatim (comments included).
@@ -50,6 +50,31 @@ fn example() -> Config {
 }
 
 #[test]
+fn versions_may_be_a_list_of_exact_versions() {
+    let list = DESIGN_EXAMPLE.replace(
+        "versions = \">=14.0.0\"",
+        "versions = [\"14.1.0\", \"14.1.1\"]",
+    );
+    let config = Config::parse(list.as_bytes()).expect("a list of versions parses");
+    let rg = config.program("ripgrep").unwrap();
+    assert_eq!(
+        rg.versions,
+        Versions::Exact(vec!["14.1.0".into(), "14.1.1".into()])
+    );
+    assert_eq!(lint(&config, today()), Vec::<LintProblem>::new());
+    // Written back, the list stays a list.
+    let again = Config::parse(toml::to_string(&config).unwrap().as_bytes()).unwrap();
+    assert_eq!(again, config);
+
+    let number = DESIGN_EXAMPLE.replace("versions = \">=14.0.0\"", "versions = 14");
+    let err = Config::parse(number.as_bytes()).unwrap_err().to_string();
+    assert!(
+        err.contains("a semver requirement") && err.contains("list of exact versions"),
+        "{err}"
+    );
+}
+
+#[test]
 fn design_example_parses_to_the_expected_values_and_lints_clean() {
     let config = example();
     assert_eq!(config.origin, "telemetry.example.org/config");
@@ -58,7 +83,7 @@ fn design_example_parses_to_the_expected_values_and_lints_clean() {
     assert_eq!(config.os, ["linux", "macos", "windows"]);
     assert_eq!(config.arch, ["x86_64", "aarch64"]);
     let rg = config.program("ripgrep").expect("ripgrep");
-    assert_eq!(rg.versions, ">=14.0.0");
+    assert_eq!(rg.versions, Versions::from(">=14.0.0"));
     assert_eq!(rg.counters.len(), 2);
     assert_eq!(
         rg.counters[0].report_labels(),
@@ -365,8 +390,36 @@ fn cases() -> Vec<Case> {
         ),
         alone(
             "versions empty",
-            Prog(|p| p.versions = String::new()),
+            Prog(|p| p.versions = Versions::from("")),
             &[("{p} key \"versions\"", "must be a semver requirement")],
+        ),
+        alone(
+            "exact versions empty",
+            Prog(|p| p.versions = Versions::Exact(Vec::new())),
+            &[("{p} key \"versions\"", "lists no version")],
+        ),
+        case(
+            "exact versions semver",
+            Prog(|p| p.versions = Versions::Exact(vec!["14.1.0".into(), "14.1".into()])),
+            &[("{p} key \"versions\"", "\"14.1\" is not a semver version")],
+        ),
+        case(
+            "exact versions without build metadata",
+            Prog(|p| p.versions = Versions::Exact(vec!["14.1.0+git".into()])),
+            &[("{p} key \"versions\"", "has build metadata")],
+        ),
+        case(
+            "exact versions distinct",
+            Prog(|p| p.versions = Versions::Exact(vec!["14.1.0".into(), "14.1.0".into()])),
+            &[("{p} key \"versions\"", "lists 14.1.0 twice")],
+        ),
+        case(
+            "at most 128 exact versions",
+            Prog(|p| p.versions = Versions::Exact((0..129).map(|i| format!("1.0.{i}")).collect())),
+            &[(
+                "{p} key \"versions\"",
+                "lists 129 versions, more than the 128",
+            )],
         ),
         case(
             "at most 64 counters",

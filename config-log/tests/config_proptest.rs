@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use clearcount_config_log::config::{
-    Config, Counter, CounterKind, LintProblem, Program, diff, lint,
+    Config, Counter, CounterKind, LintProblem, Program, Versions, diff, lint,
 };
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -85,9 +85,14 @@ fn program(max_epsilon: f64) -> impl Strategy<Value = Program> {
     (
         program_name(),
         prop_oneof![
-            Just("*".to_string()),
-            (0u64..30, 0u64..30, 0u64..30).prop_map(|(a, b, c)| format!(">={a}.{b}.{c}")),
-            (0u64..30, 0u64..30).prop_map(|(a, b)| format!("^{a}.{b}, <{}", a + 1)),
+            Just(Versions::from("*")),
+            (0u64..30, 0u64..30, 0u64..30)
+                .prop_map(|(a, b, c)| Versions::Requirement(format!(">={a}.{b}.{c}"))),
+            (0u64..30, 0u64..30)
+                .prop_map(|(a, b)| Versions::Requirement(format!("^{a}.{b}, <{}", a + 1))),
+            prop::collection::btree_set((0u64..30, 0u64..30, 0u64..30), 1..5).prop_map(|set| {
+                Versions::Exact(set.iter().map(|(a, b, c)| format!("{a}.{b}.{c}")).collect())
+            }),
         ],
         prop::collection::vec((any::<bool>(), 0.05f64..1.0), 0..6),
     )
@@ -218,7 +223,10 @@ fn any_config() -> impl Strategy<Value = Config> {
         prop::collection::vec(
             (
                 any_string(),
-                any_string(),
+                prop_oneof![
+                    any_string().prop_map(Versions::Requirement),
+                    prop::collection::vec(any_string(), 0..4).prop_map(Versions::Exact),
+                ],
                 prop::collection::vec(any_counter(), 0..70),
             ),
             0..4,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use clearcount_config_log::config::{Config, CounterKind};
+use clearcount_config_log::config::{Config, CounterKind, VersionMatcher};
 use clearcount_config_log::store::LogStore;
 
 /// How often, at most, the checkpoint is re-read to discover new entries.
@@ -53,8 +53,8 @@ impl CounterDef {
 pub struct ProgramDef {
     /// Program name.
     pub name: String,
-    /// The accepted versions (`None` when the requirement does not parse: only `devel`).
-    pub versions: Option<semver::VersionReq>,
+    /// The accepted versions (`None` when they do not parse: only `devel`).
+    pub versions: Option<VersionMatcher>,
     /// Counters in config order.
     pub counters: Vec<CounterDef>,
     counter_index: HashMap<String, usize>,
@@ -122,7 +122,7 @@ impl LoadedConfig {
                     p.name.clone(),
                     ProgramDef {
                         name: p.name.clone(),
-                        versions: semver::VersionReq::parse(&p.versions).ok(),
+                        versions: p.versions.matcher().ok(),
                         counters,
                         counter_index,
                     },

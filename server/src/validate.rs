@@ -195,7 +195,7 @@ pub fn validate(
                     return Err(Rejection::Version(
                         name,
                         short(&p.version),
-                        "outside the config's version requirement (report it as `devel`)".into(),
+                        "outside the config's versions (report it as `devel`)".into(),
                     ));
                 }
                 Ok(_) => {}

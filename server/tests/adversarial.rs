@@ -97,6 +97,7 @@ fn corpus() -> Vec<Case> {
         json("no programs", r#"{"format":1,"week":"2026-11-16","config":{"origin":"test.clearcount.example/config","index":0},"x":0.1,"programs":[]}"#.into(), 422, "no programs"),
         json("null program", swap(r#"{"name":"fd","version":"devel","os":"macos","arch":"aarch64","counters":{"runs":"0"}}"#, "null"), 400, "invalid type: null"),
         json("version outside requirement", swap("14.1.0", "13.0.0"), 422, "version `13.0.0` of program `ripgrep` is not accepted"),
+        json("version not in the exact list", swap(r#""name":"fd","version":"devel""#, r#""name":"fd","version":"8.7.2""#), 422, "version `8.7.2` of program `fd` is not accepted"),
         json("version not semver", swap("14.1.0", "latest"), 422, "not semver or `devel`"),
         json("version with build metadata user id", swap("14.1.0", "14.1.0+user.alice"), 422, "build metadata is not accepted"),
         json("unknown os", swap(r#""os":"linux""#, r#""os":"freebsd""#), 422, "os `freebsd`"),
@@ -271,6 +272,13 @@ fn run(database: Option<&str>) {
     log.append_config(config1().as_bytes(), &signer, day("2020-01-01"))
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(250));
+    // A version of the exact list is accepted.
+    let listed = swap(
+        r#""name":"fd","version":"devel""#,
+        r#""name":"fd","version":"8.7.1""#,
+    )
+    .replace(r#""x":0.1"#, r#""x":0.15"#);
+    assert_eq!(post(&c, &server, listed).0, 200);
     let r1 = report(1, WEEK, 0.55, "1", "fancy", "10");
     assert_eq!(post(&c, &server, r1.clone()).0, 200);
     let r0_fancy = swap(r#""engine":"pcre2""#, r#""engine":"fancy""#);
@@ -290,7 +298,7 @@ fn run(database: Option<&str>) {
     assert_eq!(post(&c, &server, with_old).0, 200);
     let out = server.stop();
     let stored = stored_bodies(&data, database);
-    assert_eq!(stored.len(), 4, "{out}");
+    assert_eq!(stored.len(), 5, "{out}");
     let canon = clearcount_server::report::canonical_json(
         &clearcount_server::report::parse(r1.as_bytes()).unwrap(),
     );

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate};
-use clearcount_config_log::config::{Config, Counter as ConfigCounter, CounterKind, NONE_LABEL};
+use clearcount_config_log::config::{
+    Config, Counter as ConfigCounter, CounterKind, NONE_LABEL, Versions,
+};
 use clearcount_privacy::rr::RandomizedResponse;
 use clearcount_privacy::sampling;
 use rand::Rng;
@@ -327,14 +329,14 @@ pub fn week_last_day(week: Week) -> Option<NaiveDate> {
         .and_then(|d| d.checked_add_days(Days::new(6)))
 }
 
-/// The version sent for `version` under the requirement `req`: the version itself when it is
-/// semver without build metadata and satisfies `req`, else [`DEVEL`].
-pub fn reported_version(version: &str, req: &str) -> String {
-    let Ok(req) = semver::VersionReq::parse(req) else {
+/// The version sent for `version` under the config's `versions`: the version itself when it
+/// is semver without build metadata and among `versions`, else [`DEVEL`].
+pub fn reported_version(version: &str, versions: &Versions) -> String {
+    let Ok(accepted) = versions.matcher() else {
         return DEVEL.to_string();
     };
     match semver::Version::parse(version) {
-        Ok(v) if v.build.is_empty() && req.matches(&v) => v.to_string(),
+        Ok(v) if v.build.is_empty() && accepted.matches(&v) => v.to_string(),
         _ => DEVEL.to_string(),
     }
 }
@@ -445,7 +447,10 @@ pub fn check_report(report: &UploadReport, config: &Config) -> Result<(), String
             return Err(format!("os/arch {}/{} not allowed", p.os, p.arch));
         }
         if p.version != DEVEL && reported_version(&p.version, &def.versions) != p.version {
-            return Err(format!("version {} outside the requirement", p.version));
+            return Err(format!(
+                "version {} outside the config's versions",
+                p.version
+            ));
         }
         let live: Vec<&ConfigCounter> =
             def.counters.iter().filter(|c| c.is_live_on(last)).collect();
@@ -575,9 +580,20 @@ expires = "2026-11-18"
         );
         let b = build(&windows, &config, 0, &|_| true, &mut rng);
         assert_eq!(b.skipped[0].4, Skipped::Os("windows".into()));
-        assert_eq!(reported_version("14.0.0+abc", ">=14"), "devel");
-        assert_eq!(reported_version("not-semver", ">=14"), "devel");
-        assert_eq!(reported_version("14.2.1", ">=14"), "14.2.1");
+    }
+
+    #[test]
+    fn versions_outside_the_config_report_as_devel() {
+        let req = Versions::from(">=14");
+        assert_eq!(reported_version("14.0.0+abc", &req), "devel");
+        assert_eq!(reported_version("not-semver", &req), "devel");
+        assert_eq!(reported_version("14.2.1", &req), "14.2.1");
+        assert_eq!(reported_version("13.9.0", &req), "devel");
+        let exact = Versions::Exact(vec!["14.1.0".into(), "14.1.1".into()]);
+        assert_eq!(reported_version("14.1.1", &exact), "14.1.1");
+        assert_eq!(reported_version("14.1.2", &exact), "devel");
+        assert_eq!(reported_version("14.1.1-rc.1", &exact), "devel");
+        assert_eq!(reported_version("14.1.1+abc", &exact), "devel");
     }
 
     #[test]

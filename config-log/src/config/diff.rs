@@ -52,14 +52,14 @@ pub enum Change {
     ProgramAdded {
         /// Program name.
         program: String,
-        /// Its semver requirement.
+        /// Its versions ([`super::Versions`] as displayed).
         versions: String,
     },
     /// A program disappears. Its counters follow as [`Change::CounterRemoved`].
     ProgramRemoved {
         /// Program name.
         program: String,
-        /// Its semver requirement in the old config.
+        /// Its versions in the old config ([`super::Versions`] as displayed).
         versions: String,
     },
     /// A field of a program (`versions`) changed.
@@ -348,13 +348,13 @@ fn program_added(r: &mut Renderer, program: &Program) {
         &format!(
             "+ program {} (versions {}), {}",
             text(&program.name),
-            text(&program.versions),
+            text(&program.versions.to_string()),
             plural(program.counters.len(), "counter")
         ),
     );
     r.changes.push(Change::ProgramAdded {
         program: program.name.clone(),
-        versions: program.versions.clone(),
+        versions: program.versions.to_string(),
     });
     for counter in &program.counters {
         counter_whole(r, &program.name, counter, true);
@@ -367,13 +367,13 @@ fn program_removed(r: &mut Renderer, program: &Program) {
         &format!(
             "- program {} (versions {}), {} removed",
             text(&program.name),
-            text(&program.versions),
+            text(&program.versions.to_string()),
             plural(program.counters.len(), "counter")
         ),
     );
     r.changes.push(Change::ProgramRemoved {
         program: program.name.clone(),
-        versions: program.versions.clone(),
+        versions: program.versions.to_string(),
     });
     for counter in &program.counters {
         counter_whole(r, &program.name, counter, false);
@@ -383,13 +383,16 @@ fn program_removed(r: &mut Renderer, program: &Program) {
 fn program_changed(r: &mut Renderer, old: &Program, new: &Program) {
     let mut lines = Renderer::default();
     if old.versions != new.versions {
-        let (o, n) = (text(&old.versions), text(&new.versions));
+        let (o, n) = (
+            text(&old.versions.to_string()),
+            text(&new.versions.to_string()),
+        );
         lines.line(1, &format!("versions: {o} -> {n}"));
         lines.changes.push(Change::ProgramChanged {
             program: new.name.clone(),
             key: "versions".into(),
-            old: old.versions.clone(),
-            new: new.versions.clone(),
+            old: old.versions.to_string(),
+            new: new.versions.to_string(),
         });
     }
     for counter in &new.counters {

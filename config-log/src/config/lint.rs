@@ -6,10 +6,13 @@ use std::fmt;
 use chrono::NaiveDate;
 use clearcount_privacy::{PrivacyError, budget};
 
-use super::{Config, Counter, CounterKind, NONE_LABEL, Program};
+use super::{Config, Counter, CounterKind, NONE_LABEL, Program, VersionMatcher, Versions};
 
 /// At most this many counters in one program.
 pub const MAX_COUNTERS_PER_PROGRAM: usize = 64;
+
+/// The most exact versions a program may list: each is a row of every version breakdown.
+pub const MAX_EXACT_VERSIONS: usize = 128;
 /// At most this many buckets (count) or listed labels (category) in one counter.
 pub const MAX_LABELS_PER_COUNTER: usize = 32;
 /// The largest epsilon a single counter may use.
@@ -282,17 +285,7 @@ fn lint_program(
         &key_place(place, "name"),
         out,
     );
-    if program.versions.trim().is_empty() {
-        out.push(
-            key_place(place, "versions"),
-            "must be a semver requirement (use \"*\" for every version)",
-        );
-    } else if let Err(err) = semver::VersionReq::parse(&program.versions) {
-        out.push(
-            key_place(place, "versions"),
-            format!("{:?} is not a semver requirement: {err}", program.versions),
-        );
-    }
+    lint_versions(&program.versions, &key_place(place, "versions"), out);
     if program.counters.len() > MAX_COUNTERS_PER_PROGRAM {
         out.push(
             key_place(place, "counter"),
@@ -345,6 +338,44 @@ pub(crate) fn program_epsilon(program: &Program) -> f64 {
             .iter()
             .map(|c| c.epsilon.filter(|e| valid_epsilon(*e))),
     )
+}
+
+/// A requirement that parses, or a non-empty list of distinct exact versions without build
+/// metadata (a reported version never carries any).
+fn lint_versions(versions: &Versions, place: &str, out: &mut Problems) {
+    match versions {
+        Versions::Requirement(r) if r.trim().is_empty() => out.push(
+            place.to_string(),
+            "must be a semver requirement (\"*\" for every version) or a list of exact versions",
+        ),
+        Versions::Exact(list) if list.is_empty() => out.push(
+            place.to_string(),
+            "lists no version (use \"*\" for every version)",
+        ),
+        Versions::Exact(list) if list.len() > MAX_EXACT_VERSIONS => out.push(
+            place.to_string(),
+            format!(
+                "lists {} versions, more than the {MAX_EXACT_VERSIONS} allowed (use a requirement)",
+                list.len()
+            ),
+        ),
+        _ => match versions.matcher() {
+            Err(e) => out.push(place.to_string(), e),
+            Ok(VersionMatcher::Exact(parsed)) => {
+                if let Some(v) = parsed.iter().find(|v| !v.build.is_empty()) {
+                    out.push(
+                        place.to_string(),
+                        format!("{v} has build metadata, which reports never carry"),
+                    );
+                }
+                let mut seen = HashSet::new();
+                if let Some(v) = parsed.iter().find(|v| !seen.insert(*v)) {
+                    out.push(place.to_string(), format!("lists {v} twice"));
+                }
+            }
+            Ok(VersionMatcher::Requirement(_)) => {}
+        },
+    }
 }
 
 fn valid_epsilon(e: f64) -> bool {

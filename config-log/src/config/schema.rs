@@ -34,11 +34,117 @@ pub struct Config {
 pub struct Program {
     /// Program name, `[a-z0-9][a-z0-9._/-]*`.
     pub name: String,
-    /// A semver requirement; other versions report as `devel`.
-    pub versions: String,
+    /// The versions that report as themselves; others report as `devel`.
+    pub versions: Versions,
     /// The counters of this program.
     #[serde(rename = "counter", default)]
     pub counters: Vec<Counter>,
+}
+
+/// The versions of a program that report as themselves (DESIGN.md section 2): a semver
+/// requirement, or a list of exact released versions. Any other version reports as `devel`.
+///
+/// In TOML, `versions = ">=14.0.0"` or `versions = ["14.1.0", "14.1.1"]`.
+///
+/// ```
+/// use clearcount_config_log::config::Versions;
+///
+/// let exact = Versions::Exact(vec!["14.1.0".into(), "14.1.1".into()]);
+/// let accepts = exact.matcher().unwrap();
+/// assert!(accepts.matches(&"14.1.1".parse().unwrap()));
+/// assert!(!accepts.matches(&"14.1.2".parse().unwrap()));
+/// assert_eq!(exact.to_string(), "[14.1.0, 14.1.1]");
+/// assert!(Versions::from(">=14").matcher().unwrap().matches(&"14.1.2".parse().unwrap()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Versions {
+    /// A semver requirement such as `>=14.0.0` or `^1.2, <1.9`.
+    Requirement(String),
+    /// Exact released versions such as `14.1.0`.
+    Exact(Vec<String>),
+}
+
+impl Versions {
+    /// The parsed form, or why it does not parse.
+    pub fn matcher(&self) -> Result<VersionMatcher, String> {
+        match self {
+            Versions::Requirement(r) => semver::VersionReq::parse(r)
+                .map(VersionMatcher::Requirement)
+                .map_err(|e| format!("{r:?} is not a semver requirement: {e}")),
+            Versions::Exact(list) => list
+                .iter()
+                .map(|v| {
+                    semver::Version::parse(v)
+                        .map_err(|e| format!("{v:?} is not a semver version: {e}"))
+                })
+                .collect::<Result<_, _>>()
+                .map(VersionMatcher::Exact),
+        }
+    }
+}
+
+impl From<&str> for Versions {
+    fn from(requirement: &str) -> Versions {
+        Versions::Requirement(requirement.to_string())
+    }
+}
+
+/// A requirement as written; a list as `[a, b]`.
+impl std::fmt::Display for Versions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Versions::Requirement(r) => f.write_str(r),
+            Versions::Exact(list) => write!(f, "[{}]", list.join(", ")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Versions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Versions, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Versions;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a semver requirement (\">=1.0.0\") or a list of exact versions ([\"1.0.0\"])",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Versions, E> {
+                Ok(Versions::from(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Versions, A::Error> {
+                let mut list = Vec::new();
+                while let Some(v) = seq.next_element::<String>()? {
+                    list.push(v);
+                }
+                Ok(Versions::Exact(list))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// [`Versions`] parsed: which versions report as themselves.
+#[derive(Debug, Clone)]
+pub enum VersionMatcher {
+    /// Versions matching the requirement.
+    Requirement(semver::VersionReq),
+    /// Exactly these versions.
+    Exact(Vec<semver::Version>),
+}
+
+impl VersionMatcher {
+    /// Whether `version` reports as itself.
+    pub fn matches(&self, version: &semver::Version) -> bool {
+        match self {
+            VersionMatcher::Requirement(r) => r.matches(version),
+            VersionMatcher::Exact(list) => list.contains(version),
+        }
+    }
 }
 
 /// How a counter's weekly value becomes one label.

@@ -69,7 +69,7 @@ expires = "2026-10-29"
 
 [[program]]
 name = "fd"
-versions = ">=8.0.0"
+versions = ["8.7.0", "8.7.1"]
 
 [[program.counter]]
 name = "runs"

@@ -70,42 +70,57 @@ pub struct DemoArgs {
     /// client code: counter files, weekly reduction, config verification, randomized
     /// response, sampling and an HTTP upload per week.
     #[arg(long, value_name = "N", default_value_t = 20_000,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000),
+          env = "CLEARCOUNT_DEMO_INSTALLS")]
     pub installs: u64,
     /// Number of past weeks simulated (the dashboard charts them; at most 4, the oldest week
     /// the server accepts).
     #[arg(long, value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_WEEKS as u64))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_WEEKS as u64),
+          env = "CLEARCOUNT_DEMO_WEEKS")]
     pub weeks: u64,
     /// The config's sample rate: the fraction of weekly reports that are uploaded.
-    #[arg(long, value_name = "RATE", default_value_t = 1.0, value_parser = sample_rate)]
+    #[arg(long, value_name = "RATE", default_value_t = 1.0, value_parser = sample_rate,
+          env = "CLEARCOUNT_DEMO_SAMPLE_RATE")]
     pub sample_rate: f64,
     /// Where the dashboard is served once the simulation is done (port 0: any free port). If
     /// the default port is busy, a free one is used.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "CLEARCOUNT_DEMO_LISTEN"
+    )]
     pub listen: SocketAddr,
     /// Stop once the table is printed instead of serving until Ctrl-C.
-    #[arg(long)]
+    #[arg(long, env = "CLEARCOUNT_DEMO_EXIT")]
     pub exit: bool,
     /// Print the table of every simulated week (default: the latest week, and a coverage
     /// line for every week).
-    #[arg(long)]
+    #[arg(long, env = "CLEARCOUNT_DEMO_ALL_WEEKS")]
     pub all_weeks: bool,
     /// Seed of the simulated usage (randomized response and sampling always use the
     /// client's cryptographic random source, as in production).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        env = "CLEARCOUNT_DEMO_SEED"
+    )]
     pub seed: u64,
     /// Worker processes running installs at once.
     #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u64).range(1..=64))]
+          value_parser = clap::value_parser!(u64).range(1..=64),
+          env = "CLEARCOUNT_DEMO_PROCESSES")]
     pub processes: u64,
     /// Threads per worker process.
     #[arg(long, value_name = "N", default_value_t = 8,
-          value_parser = clap::value_parser!(u64).range(1..=256))]
+          value_parser = clap::value_parser!(u64).range(1..=256),
+          env = "CLEARCOUNT_DEMO_THREADS")]
     pub threads: u64,
     /// Keep everything (log, signer key, database, published files) in DIR instead of a
     /// temporary directory that is removed at the end.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "CLEARCOUNT_DEMO_DIR")]
     pub dir: Option<PathBuf>,
     /// Internal: run as a worker process (reads its job on stdin).
     #[arg(long, hide = true)]

@@ -12,18 +12,12 @@ use clearcount_tests::server_bin;
 #[test]
 fn the_demo_estimates_true_shares_and_serves_its_data_until_sigterm() {
     let mut child = Command::new(server_bin())
-        .args([
-            "demo",
-            "--installs",
-            "2000",
-            // Four weeks: 108 shares, so that the 90% rule below is a tight test (with 95%
-            // intervals, 11 or more misses of 108 has probability well below 1e-3).
-            "--weeks",
-            "4",
-            "--all-weeks",
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        .args(["demo", "--installs", "2000", "--listen", "127.0.0.1:0"])
+        // Four weeks: 108 shares, so that the 90% rule below is a tight test (with 95%
+        // intervals, 11 or more misses of 108 has probability well below 1e-3). Given as
+        // environment variables, which every demo option also reads.
+        .env("CLEARCOUNT_DEMO_WEEKS", "4")
+        .env("CLEARCOUNT_DEMO_ALL_WEEKS", "true")
         .env_remove("CLEARCOUNT_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

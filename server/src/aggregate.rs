@@ -19,8 +19,26 @@ use crate::configs::ConfigLog;
 use crate::storage::GroupRow;
 use crate::validate::decode_labels;
 
-/// The confidence level of every published interval.
+/// The confidence level of the dashboard's intervals, and of downloads unless asked otherwise.
 pub const CONFIDENCE: f64 = 0.95;
+
+/// The confidence levels downloads and `aggregate --confidence` offer.
+pub const LEVELS: [f64; 3] = [0.90, 0.95, 0.99];
+
+/// The level of [`LEVELS`] that `text` names (`0.9`, `0.90`, `90`, `90%`), or an error that
+/// lists them.
+pub fn parse_level(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, percent) = match t.strip_suffix('%') {
+        Some(n) => (n, true),
+        None => (t, false),
+    };
+    let value: Option<f64> = number.trim().parse().ok();
+    let value = value.map(|v| if percent || v > 1.0 { v / 100.0 } else { v });
+    value
+        .and_then(|v| LEVELS.into_iter().find(|l| (l - v).abs() < 1e-9))
+        .ok_or_else(|| format!("confidence {t:?} is not offered: use 0.90, 0.95 or 0.99"))
+}
 
 /// The aggregates of one week.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,9 +160,15 @@ struct Acc {
     arch: BTreeMap<String, u64>,
 }
 
-/// Computes a week's aggregates from its grouped compact rows and the configs of the log.
-/// Rows whose config or labels do not fit (which validation prevents) are skipped and logged.
-pub fn compute(week: NaiveDate, groups: &[GroupRow], log: &ConfigLog) -> WeekAggregates {
+/// Computes a week's aggregates from its grouped compact rows and the configs of the log, with
+/// intervals at `confidence`. Rows whose config or labels do not fit (which validation
+/// prevents) are skipped and logged.
+pub fn compute(
+    week: NaiveDate,
+    groups: &[GroupRow],
+    log: &ConfigLog,
+    confidence: f64,
+) -> WeekAggregates {
     let mut accs: BTreeMap<(String, u64), Acc> = BTreeMap::new();
     let mut configs = BTreeMap::new();
     let mut skipped = 0u64;
@@ -211,7 +235,7 @@ pub fn compute(week: NaiveDate, groups: &[GroupRow], log: &ConfigLog) -> WeekAgg
                     CounterKind::Count => "count",
                     CounterKind::Category => "category",
                 };
-                counter_aggregate(&c.name, kind, c.epsilon, &c.labels, counts)
+                counter_aggregate(&c.name, kind, c.epsilon, &c.labels, counts, confidence)
             })
             .collect();
         programs.push(ProgramAggregate {
@@ -226,18 +250,20 @@ pub fn compute(week: NaiveDate, groups: &[GroupRow], log: &ConfigLog) -> WeekAgg
     }
     WeekAggregates {
         week: week.to_string(),
-        confidence: CONFIDENCE,
+        confidence,
         programs,
     }
 }
 
-/// One counter's aggregate from its label counts (in label order).
+/// One counter's aggregate from its label counts (in label order), with intervals at
+/// `confidence`.
 pub fn counter_aggregate(
     name: &str,
     kind: &str,
     epsilon: Option<f64>,
     labels: &[String],
     counts: &[u64],
+    confidence: f64,
 ) -> CounterAggregate {
     let reports: u64 = counts.iter().sum();
     // The config's `mechanism` field (contract version 2) arrives with issue 19; until then a
@@ -246,7 +272,7 @@ pub fn counter_aggregate(
         Some(_) => Mechanism::Krr,
         None => Mechanism::None,
     };
-    let estimates = Estimator::new(labels.len(), epsilon, CONFIDENCE)
+    let estimates = Estimator::new(labels.len(), epsilon, confidence)
         .and_then(|e| e.estimate_counts(counts))
         .ok();
     let labels = labels
@@ -291,8 +317,9 @@ pub fn poolable(a: &CounterAggregate, b: &CounterAggregate) -> bool {
 }
 
 /// Pools aggregates of one counter measured the same way (see [`poolable`]): adds the label
-/// counts up and estimates once from the sums. `None` when `parts` is empty or not poolable.
-pub fn pool(parts: &[&CounterAggregate]) -> Option<CounterAggregate> {
+/// counts up and estimates once from the sums, with intervals at `confidence`. `None` when
+/// `parts` is empty or not poolable.
+pub fn pool(parts: &[&CounterAggregate], confidence: f64) -> Option<CounterAggregate> {
     let first = parts.first()?;
     if !parts.iter().all(|p| poolable(first, p)) {
         return None;
@@ -310,6 +337,7 @@ pub fn pool(parts: &[&CounterAggregate]) -> Option<CounterAggregate> {
         first.epsilon,
         &labels,
         &counts,
+        confidence,
     ))
 }
 
@@ -361,6 +389,25 @@ mod tests {
     }
 
     #[test]
+    fn levels_parse_and_widen_the_intervals() {
+        for (text, want) in [("0.9", 0.90), ("0.90", 0.90), ("95", 0.95), ("99%", 0.99)] {
+            assert_eq!(parse_level(text), Ok(want), "{text}");
+        }
+        for bad in ["0.5", "0.951", "1", "", "ninety", "NaN"] {
+            assert!(
+                parse_level(bad).unwrap_err().contains("0.90, 0.95 or 0.99"),
+                "{bad}"
+            );
+        }
+        let l = labels(&["a", "b", "none"]);
+        let width = |level| {
+            let c = counter_aggregate("c", "category", Some(1.0), &l, &[50, 30, 20], level);
+            c.labels[0].ci_high - c.labels[0].ci_low
+        };
+        assert!(width(0.90) < width(0.95) && width(0.95) < width(0.99));
+    }
+
+    #[test]
     fn docs_data_md_worked_example() {
         // docs/data.md: ripgrep `engine`, k = 4, epsilon 1, counts 80, 52, 38, 30.
         let c = counter_aggregate(
@@ -369,6 +416,7 @@ mod tests {
             Some(1.0),
             &labels(&["default", "pcre2", "other", "none"]),
             &[80, 52, 38, 30],
+            CONFIDENCE,
         );
         assert_eq!((c.kind.as_str(), c.mechanism.as_str()), ("category", "krr"));
         let want = [
@@ -416,9 +464,9 @@ mod tests {
     #[test]
     fn pooling_adds_counts_of_identical_definitions_only() {
         let l = labels(&["a", "b", "none"]);
-        let x = counter_aggregate("c", "category", Some(1.0), &l, &[30, 10, 10]);
-        let y = counter_aggregate("c", "category", Some(1.0), &l, &[60, 20, 20]);
-        let pooled = pool(&[&x, &y]).unwrap();
+        let x = counter_aggregate("c", "category", Some(1.0), &l, &[30, 10, 10], CONFIDENCE);
+        let y = counter_aggregate("c", "category", Some(1.0), &l, &[60, 20, 20], CONFIDENCE);
+        let pooled = pool(&[&x, &y], CONFIDENCE).unwrap();
         assert_eq!(pooled.reports, 150);
         assert_eq!(
             pooled.labels.iter().map(|l| l.observed).collect::<Vec<_>>(),
@@ -429,20 +477,21 @@ mod tests {
             pooled.labels[0].ci_high - pooled.labels[0].ci_low
                 < x.labels[0].ci_high - x.labels[0].ci_low
         );
-        let other_eps = counter_aggregate("c", "category", Some(2.0), &l, &[1, 1, 1]);
+        let other_eps = counter_aggregate("c", "category", Some(2.0), &l, &[1, 1, 1], CONFIDENCE);
         let other_labels = counter_aggregate(
             "c",
             "category",
             Some(1.0),
             &labels(&["a", "z", "none"]),
             &[1, 1, 1],
+            CONFIDENCE,
         );
-        let no_rr = counter_aggregate("c", "category", None, &l, &[1, 1, 1]);
+        let no_rr = counter_aggregate("c", "category", None, &l, &[1, 1, 1], CONFIDENCE);
         for z in [&other_eps, &other_labels, &no_rr] {
             assert!(!poolable(&x, z));
-            assert!(pool(&[&x, z]).is_none());
+            assert!(pool(&[&x, z], CONFIDENCE).is_none());
         }
         assert_eq!(no_rr.mechanism, "none");
-        assert!(pool(&[]).is_none());
+        assert!(pool(&[], CONFIDENCE).is_none());
     }
 }

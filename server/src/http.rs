@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -584,7 +584,27 @@ async fn data_reports(State(state): State<Arc<AppState>>, Path(file): Path<Strin
         .into_response()
 }
 
-async fn data_aggregates(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+/// The query of an aggregates download.
+#[derive(Debug, serde::Deserialize)]
+struct AggregatesQuery {
+    /// `0.90`, `0.95` (the default) or `0.99`.
+    confidence: Option<String>,
+}
+
+async fn data_aggregates(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+    Query(query): Query<AggregatesQuery>,
+) -> Response {
+    let confidence = match query
+        .confidence
+        .as_deref()
+        .map(crate::aggregate::parse_level)
+    {
+        None => crate::aggregate::CONFIDENCE,
+        Some(Ok(level)) => level,
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let (stem, csv) = if let Some(s) = file.strip_suffix(".json") {
         (s, false)
     } else if let Some(s) = file.strip_suffix(".csv") {
@@ -602,7 +622,7 @@ async fn data_aggregates(State(state): State<Arc<AppState>>, Path(file): Path<St
         Ok(g) => g,
         Err(e) => return db_error(e),
     };
-    let agg = crate::aggregate::compute(week, &groups, &state.log);
+    let agg = crate::aggregate::compute(week, &groups, &state.log, confidence);
     if csv {
         (
             StatusCode::OK,

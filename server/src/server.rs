@@ -157,14 +157,15 @@ pub async fn serve(
     Ok(())
 }
 
-/// Recomputes one week's aggregates from the stored rows.
+/// Recomputes one week's aggregates from the stored rows, with intervals at `confidence`.
 pub async fn aggregate_week(
     db: &Db,
     log: &ConfigLog,
     week: NaiveDate,
+    confidence: f64,
 ) -> Result<WeekAggregates, StoreError> {
     let groups = db.week_groups(week).await?;
-    Ok(crate::aggregate::compute(week, &groups, log))
+    Ok(crate::aggregate::compute(week, &groups, log, confidence))
 }
 
 /// Writes `agg` as `WEEK.json` and `WEEK.csv` into `dir` (atomically: temp file then rename).
@@ -215,7 +216,7 @@ pub async fn export(
     }
     let mut weeks_index = Vec::new();
     for week in db.weeks().await? {
-        let agg = aggregate_week(db, log, week).await?;
+        let agg = aggregate_week(db, log, week, crate::aggregate::CONFIDENCE).await?;
         write_aggregates(&out.join("aggregates"), &agg)?;
         files += 2;
         weeks_index.push(serde_json::json!({ "week": week.to_string(),

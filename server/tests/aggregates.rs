@@ -308,11 +308,66 @@ fn intervals_cover_the_truth_and_csv_agrees() {
         }
         assert_eq!(rows, from_json.len());
     }
+    other_confidence_levels(&c, &server, WEEKS[0]);
     let coverage = inside as f64 / total as f64;
     eprintln!("coverage {inside}/{total} = {coverage:.3}");
     assert_eq!(total, WEEKS.len() * PROGRAMS * (3 + 5 + 8));
     assert!(coverage >= 0.93, "coverage {coverage:.3} < 0.93");
     server.stop();
+}
+
+/// `?confidence=` gives the same estimates with nested intervals at 90% and 99%, in JSON and
+/// CSV; other levels are refused.
+fn other_confidence_levels(c: &reqwest::blocking::Client, server: &Server, week: &str) {
+    let at = |level: &str, ext: &str| {
+        let r = c
+            .get(server.url(&format!("/data/aggregates/{week}.{ext}?confidence={level}")))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let json = |level| -> WeekAggregates { serde_json::from_str(&at(level, "json").1).unwrap() };
+    let (low, mid, high) = (json("0.90"), json("0.95"), json("99%"));
+    assert_eq!(
+        (low.confidence, mid.confidence, high.confidence),
+        (0.90, 0.95, 0.99)
+    );
+    let labels = |a: &WeekAggregates| -> Vec<_> {
+        let ps = a.programs.iter().flat_map(|p| &p.counters);
+        ps.flat_map(|c| c.labels.clone()).collect()
+    };
+    let (l90, l95, l99) = (labels(&low), labels(&mid), labels(&high));
+    assert!(!l90.is_empty());
+    for ((a, b), c) in l90.iter().zip(&l95).zip(&l99) {
+        assert_eq!((a.estimate, a.raw_estimate), (c.estimate, c.raw_estimate));
+        assert!(
+            c.ci_low <= b.ci_low && b.ci_low <= a.ci_low,
+            "{a:?} {b:?} {c:?}"
+        );
+        assert!(
+            a.ci_high <= b.ci_high && b.ci_high <= c.ci_high,
+            "{a:?} {b:?} {c:?}"
+        );
+    }
+    assert!(
+        l90.iter()
+            .zip(&l99)
+            .any(|(a, c)| c.ci_high - c.ci_low > a.ci_high - a.ci_low)
+    );
+    let (status, csv_text) = at("0.99", "csv");
+    assert_eq!(status, 200);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let col = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "confidence");
+    for rec in reader.records() {
+        assert_eq!(&rec.unwrap()[col.unwrap()], "0.99");
+    }
+    let (status, text) = at("0.5", "json");
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("0.90, 0.95 or 0.99"), "{text}");
 }
 
 /// Reports under two configs whose `engine` definitions differ are aggregated separately.

@@ -169,6 +169,11 @@ enum Command {
         /// Where to write the files (default: DATA/published/aggregates).
         #[arg(long, value_name = "DIR", env = "CLEARCOUNT_OUT")]
         out: Option<PathBuf>,
+        /// Confidence level of the intervals: 0.90, 0.95 or 0.99.
+        #[arg(long, value_name = "LEVEL", default_value = "0.95",
+              value_parser = clearcount_server::aggregate::parse_level,
+              env = "CLEARCOUNT_CONFIDENCE")]
+        confidence: f64,
     },
     /// Write every published file (completed days' reports, all weeks' aggregates and an
     /// index) into a directory, for serving from a bucket or CDN.
@@ -269,7 +274,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             server::serve(opts, server::shutdown_signal()).await?;
         }
-        Command::Aggregate { storage, week, out } => {
+        Command::Aggregate {
+            storage,
+            week,
+            out,
+            confidence,
+        } => {
             let start = Instant::now();
             let log = ConfigLog::open(&storage.log)?;
             let out = match out {
@@ -277,7 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => storage.data_dir()?.join("published/aggregates"),
             };
             let db = connect(&storage).await?;
-            let agg = server::aggregate_week(&db, &log, week).await?;
+            let agg = server::aggregate_week(&db, &log, week, confidence).await?;
             let (json, csv) = server::write_aggregates(&out, &agg)?;
             let reports: u64 = agg.programs.iter().map(|p| p.reports).sum();
             eprintln!(

@@ -156,7 +156,12 @@ impl AggCache {
                 continue;
             }
             let groups = db.week_groups(week).await?;
-            let agg = Arc::new(crate::aggregate::compute(week, &groups, &app.log));
+            let agg = Arc::new(crate::aggregate::compute(
+                week,
+                &groups,
+                &app.log,
+                crate::aggregate::CONFIDENCE,
+            ));
             if is_final(week, today) {
                 inner.final_weeks.insert(week, agg.clone());
             }

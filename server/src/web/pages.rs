@@ -87,7 +87,7 @@ fn pooled(week: &WeekAggregates, program: &str, counter: &str) -> Vec<Pooled> {
         .filter_map(|(indexes, parts)| {
             let agg = match parts.as_slice() {
                 [one] => (*one).clone(),
-                _ => aggregate::pool(&parts)?,
+                _ => aggregate::pool(&parts, week.confidence)?,
             };
             Some(Pooled { indexes, agg })
         })

@@ -54,14 +54,17 @@ pub enum Mechanism {
     None,
     /// k-ary randomized response (serialized `"krr"`).
     Krr,
+    /// Optimized unary encoding: one bit a label (serialized `"oue"`).
+    Oue,
 }
 
 impl Mechanism {
-    /// The name used in configs and downloads: `"none"` or `"krr"`.
+    /// The name used in configs and downloads: `"none"`, `"krr"` or `"oue"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Mechanism::None => "none",
             Mechanism::Krr => "krr",
+            Mechanism::Oue => "oue",
         }
     }
 }
@@ -169,6 +172,24 @@ impl Estimator {
                 )
             }
         }
+    }
+
+    /// An estimator for a counter of `k` labels reported by optimized unary encoding with
+    /// `epsilon` ([`crate::oue`]): feed it [`Estimator::estimate_bits`].
+    ///
+    /// # Errors
+    /// As [`Estimator::new`].
+    pub fn oue(k: usize, epsilon: f64, confidence: f64) -> Result<Self, PrivacyError> {
+        let oue = crate::oue::UnaryEncoding::new(k, epsilon)?;
+        Self::with_rates(
+            k,
+            Some(epsilon),
+            Mechanism::Oue,
+            oue.p(),
+            oue.q(),
+            oue.p_minus_q(),
+            confidence,
+        )
     }
 
     /// An estimator for any mechanism whose reports carry label `v` with probability
@@ -316,13 +337,36 @@ impl Estimator {
     /// [`PrivacyError::CountOverflow`] when the counts add up beyond `u64::MAX`,
     /// [`PrivacyError::NoReports`] when they are all 0.
     pub fn estimate_counts(&self, counts: &[u64]) -> Result<Vec<Estimate>, PrivacyError> {
-        if counts.len() != self.k {
-            return Err(PrivacyError::LabelCountMismatch {
+        self.check_len(counts)?;
+        self.estimates(total(counts)?, counts)
+    }
+
+    /// The estimates of every label from unary-encoded reports ([`crate::oue`]): `ones[v]` is
+    /// the number of the `reports` reports whose bit `v` is 1 (one report sets several bits,
+    /// so `reports` is given, not summed).
+    ///
+    /// # Errors
+    /// [`PrivacyError::LabelCountMismatch`] when `ones.len() != k`,
+    /// [`PrivacyError::NoReports`] when `reports = 0`,
+    /// [`PrivacyError::ObservedExceedsReports`] when a count exceeds `reports`.
+    pub fn estimate_bits(&self, reports: u64, ones: &[u64]) -> Result<Vec<Estimate>, PrivacyError> {
+        self.check_len(ones)?;
+        self.estimates(reports, ones)
+    }
+
+    fn check_len(&self, counts: &[u64]) -> Result<(), PrivacyError> {
+        if counts.len() == self.k {
+            Ok(())
+        } else {
+            Err(PrivacyError::LabelCountMismatch {
                 expected: self.k,
                 got: counts.len(),
-            });
+            })
         }
-        let reports = total(counts)?;
+    }
+
+    /// Each label's interval from its count among `reports`, and Norm-Sub over them.
+    fn estimates(&self, reports: u64, counts: &[u64]) -> Result<Vec<Estimate>, PrivacyError> {
         let intervals = counts
             .iter()
             .map(|&c| self.interval(reports, c))

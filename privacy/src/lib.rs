@@ -2,6 +2,7 @@
 //! (DESIGN.md section 5):
 //!
 //! - [`rr`]: k-ary randomized response over a counter's labels;
+//! - [`oue`]: optimized unary encoding, one randomized bit a label;
 //! - [`sampling`]: the uniform draw `x` in [0, 1) that decides whether a weekly report is sampled,
 //!   and a cryptographically secure RNG for reports ([`secure_rng`]);
 //! - [`budget`]: the privacy budget (epsilon) of a report, and how it composes over weeks;
@@ -39,6 +40,7 @@
 pub mod budget;
 mod error;
 pub mod estimate;
+pub mod oue;
 pub mod planner;
 pub mod rr;
 pub mod sampling;

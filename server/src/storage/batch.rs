@@ -15,12 +15,15 @@ const GROUPS_UPSERT: &str = " ON CONFLICT (week, config_index, program, version,
 
 impl Db {
     /// Stores reports (each with its day of receipt) in one transaction, each unless its key
-    /// is stored already (or earlier in `items`), and says what became of each.
+    /// is stored already (or earlier in `items`), and says what became of each; returns once
+    /// the transaction is durable.
     pub async fn insert_batch(
         &self,
         items: &[(&Accepted, NaiveDate)],
     ) -> Result<Vec<Outcome>, StoreError> {
-        self.insert_batch_on(&mut None, items).await
+        let outcomes = self.insert_batch_on(&mut None, items).await?;
+        self.sync_wal_async().await?;
+        Ok(outcomes)
     }
 
     /// [`Db::insert_batch`] on the SQLite connection in `held`, acquired into it if empty and

@@ -13,8 +13,11 @@
 //!
 //! Writes go through [`Store::insert`], which hands the report to writer tasks; a writer takes
 //! every report waiting (up to [`MAX_BATCH`]) and stores them in one transaction, then answers
-//! each caller. A caller is told `Ok` only after the commit: with SQLite in WAL mode and
-//! `synchronous=FULL`, or PostgreSQL with its default `synchronous_commit`, that is durable.
+//! each caller. A caller is told `Ok` only once the commit is durable: PostgreSQL with its
+//! default `synchronous_commit` syncs in the commit; SQLite (WAL mode, `synchronous=NORMAL`)
+//! commits without waiting for the disk, and the caller is answered after a sync of the
+//! write-ahead log that began after the commit ([`Db::sync_wal`]), so that the writer commits
+//! the next batch while the disk syncs the last one.
 //!
 //! With SQLite, a checkpointer task copies committed pages from the write-ahead log into the
 //! database file ([`CHECKPOINT_DELAY`] after a commit, on a connection of its own), so that
@@ -23,8 +26,9 @@
 //! writer are not held up by it.
 //!
 //! The module's parts: `schema` connects and creates or converts the schema; `batch` stores
-//! a batch of reports in one transaction; `writer` is the [`Store`] with its group-commit
-//! writers and checkpointer; `read` holds the queries of publication and aggregation.
+//! a batch of reports in one transaction; `durable` makes SQLite commits durable; `writer` is
+//! the [`Store`] with its group-commit writers, checkpointer and write-ahead-log syncer; `read`
+//! holds the queries of publication and aggregation.
 
 use std::time::Duration;
 
@@ -32,6 +36,7 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
 mod batch;
+mod durable;
 mod read;
 mod schema;
 mod writer;

@@ -128,7 +128,7 @@ impl Db {
         let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
@@ -175,7 +175,9 @@ impl Db {
             sqlx::query(ARRIVAL_ORDERED_DROP).execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(Db::Sqlite(pool))
+        let db = Db::Sqlite(pool);
+        db.sync_wal_async().await?;
+        Ok(db)
     }
 
     /// Which kind of database this is, for messages.

@@ -242,3 +242,21 @@ async fn legacy_report_programs_are_counted_into_groups() {
     assert_eq!(db.week_groups(week).await.unwrap().len(), 2);
     db.close().await;
 }
+
+/// The log synced before SQLite uploads are answered is the database's own: a wrong path would
+/// be "not found", which counts as nothing left to sync, and no upload would be durable.
+#[tokio::test]
+async fn sqlite_sync_is_of_the_databases_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(None, dir.path()).await.unwrap();
+    let store = Store::new(db.clone(), 1);
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    store.insert(report(1, 2), day).await.unwrap();
+    let wal = db.wal_path().unwrap();
+    assert_eq!(wal, dir.path().join(format!("{SQLITE_FILE}-wal")));
+    assert!(wal.exists());
+    db.sync_wal().unwrap();
+    store.shutdown().await;
+    assert_eq!(db.count_reports().await.unwrap(), 1);
+    db.close().await;
+}

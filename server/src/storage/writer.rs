@@ -1,4 +1,11 @@
-//! The report store: group-commit writers, the SQLite checkpointer.
+//! The report store: group-commit writers, the SQLite write-ahead-log syncer and checkpointer.
+//!
+//! With SQLite a commit does not wait for the disk (`synchronous=NORMAL`): the writer hands
+//! the committed batch's answers to the syncer and starts on the next batch at once, and the
+//! syncer answers them after an `fdatasync` of the log that began after their commit
+//! ([`Db::sync_wal`]). One sync covers every batch committed before it starts, so while the
+//! disk is busy with one sync the writer commits the next batches, instead of the writer
+//! holding SQLite's write lock through every sync.
 
 use std::sync::Arc;
 
@@ -8,6 +15,12 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use super::{CHECKPOINT_DELAY, Db, MAX_BATCH, Outcome, StoreError};
 use crate::validate::Accepted;
+
+/// A caller's channel and what to tell it.
+type Answer = (
+    oneshot::Sender<Result<Outcome, String>>,
+    Result<Outcome, String>,
+);
 
 struct Pending {
     report: Accepted,
@@ -21,6 +34,7 @@ pub struct Store {
     tx: std::sync::Mutex<Option<mpsc::Sender<Pending>>>,
     writers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
+    syncer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Store {
@@ -34,14 +48,30 @@ impl Store {
             Db::Sqlite(pool) => Some(tokio::spawn(checkpointer(pool.clone(), committed.clone()))),
             Db::Postgres(_) => None,
         };
+        let (synced, syncer) = match &db {
+            Db::Sqlite(_) => {
+                let (to_sync, batches) = mpsc::unbounded_channel();
+                let wal = db.clone();
+                let syncer = tokio::task::spawn_blocking(move || syncer(&wal, batches));
+                (Some(to_sync), Some(syncer))
+            }
+            Db::Postgres(_) => (None, None),
+        };
         let handles = (0..writers.max(1))
-            .map(|_| tokio::spawn(writer(db.clone(), rx.clone(), committed.clone())))
+            .map(|_| {
+                let w = writer(db.clone(), rx.clone(), committed.clone(), synced.clone());
+                match &db {
+                    Db::Sqlite(_) => on_own_thread(w),
+                    Db::Postgres(_) => tokio::spawn(w),
+                }
+            })
             .collect();
         Store {
             db,
             tx: std::sync::Mutex::new(Some(tx)),
             writers: std::sync::Mutex::new(handles),
             checkpointer,
+            syncer: std::sync::Mutex::new(syncer),
         }
     }
 
@@ -88,6 +118,11 @@ impl Store {
         for h in handles {
             let _ = h.await;
         }
+        // The writers are gone, and with them the syncer's inbox: it answers what is left.
+        let syncer = self.syncer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(s) = syncer {
+            let _ = s.await;
+        }
         // Everything is committed; closing the pool checkpoints what is left.
         self.stop_checkpointer();
     }
@@ -120,39 +155,93 @@ async fn checkpointer(pool: SqlitePool, committed: Arc<Notify>) {
     }
 }
 
-async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, committed: Arc<Notify>) {
+/// Runs `task` on a thread of its own, in a runtime of its own. The SQLite writer waits on its
+/// connection's thread for each batch; on the server's runtime each of those wake-ups would
+/// queue behind the connections' tasks (hundreds under load), and the writer holds SQLite's
+/// write lock for the whole batch.
+fn on_own_thread(
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(task),
+            Err(e) => tracing::error!("starting a storage thread: {e}"),
+        }
+    })
+}
+
+/// Answers batches once a sync of the write-ahead log that began after their commit is done.
+/// Runs on a blocking thread of its own until the writers are gone.
+fn syncer(db: &Db, mut batches: mpsc::UnboundedReceiver<Vec<Answer>>) {
+    let mut ready: Vec<Vec<Answer>> = Vec::new();
+    while let Some(first) = batches.blocking_recv() {
+        ready.push(first);
+        while let Ok(more) = batches.try_recv() {
+            ready.push(more);
+        }
+        // Every batch in `ready` was committed before this sync starts.
+        let synced = db
+            .sync_wal()
+            .map_err(|e| format!("syncing the write-ahead log: {e}"));
+        if let Err(e) = &synced {
+            tracing::error!("{e}");
+        }
+        for (done, answer) in ready.drain(..).flatten() {
+            let answer = match &synced {
+                Ok(()) => answer,
+                Err(e) => answer.and(Err(e.clone())),
+            };
+            let _ = done.send(answer);
+        }
+    }
+}
+
+/// Takes every report waiting (at least one, at most [`MAX_BATCH`]) into `batch`; `false`
+/// when the store is shut down and nothing is left.
+async fn take_batch(rx: &Mutex<mpsc::Receiver<Pending>>, batch: &mut Vec<Pending>) -> bool {
+    let mut rx = rx.lock().await;
+    match rx.recv().await {
+        Some(p) => batch.push(p),
+        None => return false,
+    }
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+async fn writer(
+    db: Db,
+    rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    committed: Arc<Notify>,
+    to_sync: Option<mpsc::UnboundedSender<Vec<Answer>>>,
+) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut held = None;
-    loop {
-        {
-            let mut rx = rx.lock().await;
-            match rx.recv().await {
-                Some(p) => batch.push(p),
-                None => return,
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    Err(_) => break,
-                }
-            }
-        }
+    while take_batch(&rx, &mut batch).await {
         let items: Vec<(&Accepted, NaiveDate)> = batch.iter().map(|p| (&p.report, p.day)).collect();
         let result = db.insert_batch_on(&mut held, &items).await;
         committed.notify_one();
         drop(items);
-        match result {
-            Ok(outcomes) => {
-                for (p, o) in batch.drain(..).zip(outcomes) {
-                    let _ = p.done.send(Ok(o));
-                }
-            }
+        let answers: Vec<Answer> = match result {
+            Ok(outcomes) => batch
+                .drain(..)
+                .zip(outcomes)
+                .map(|(p, o)| (p.done, Ok(o)))
+                .collect(),
             Err(e) => {
                 // One bad row must not fail its neighbours: retry each alone.
                 tracing::error!(
                     "batch of {} reports failed ({e}); retrying one by one",
                     batch.len()
                 );
+                let mut answers = Vec::with_capacity(batch.len());
                 for p in batch.drain(..) {
                     let r = db
                         .insert_batch_on(&mut held, &[(&p.report, p.day)])
@@ -162,7 +251,23 @@ async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, committed: Arc<
                     if let Err(e) = &r {
                         tracing::error!("storing a report failed: {e}");
                     }
-                    let _ = p.done.send(r);
+                    answers.push((p.done, r));
+                }
+                answers
+            }
+        };
+        match &to_sync {
+            // The syncer outlives the writers (it stops when they are all gone).
+            Some(s) => {
+                if let Err(unsent) = s.send(answers) {
+                    for (done, _) in unsent.0 {
+                        let _ = done.send(Err("the storage syncer has stopped".into()));
+                    }
+                }
+            }
+            None => {
+                for (done, answer) in answers {
+                    let _ = done.send(answer);
                 }
             }
         }

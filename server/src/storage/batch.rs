@@ -47,33 +47,16 @@ impl Db {
                     Some(c) => c,
                     None => held.insert(pool.acquire().await?),
                 };
-                // Two round trips to the connection's worker thread for the whole transaction
-                // (BEGIN and the look-up of the keys; the inserts and COMMIT): under CPU
-                // contention every hop costs a wakeup. The single writer and `BEGIN IMMEDIATE`
-                // keep the keys looked up unchanged until the commit.
-                let result = async {
-                    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                        "BEGIN IMMEDIATE; SELECT key, body FROM reports WHERE key IN (",
-                    );
-                    let mut list = q.separated(", ");
-                    for k in &keys {
-                        list.push_bind(k.clone());
-                    }
-                    q.push(")");
-                    let stored: HashMap<String, String> = q
-                        .build_query_as::<(String, String)>()
-                        .fetch_all(&mut **conn)
-                        .await?
-                        .into_iter()
-                        .collect();
-                    let fresh = fresh_items(items, &firsts, &stored);
-                    sqlite_batch_query(&fresh)
-                        .build()
-                        .execute(&mut **conn)
-                        .await?;
-                    Ok::<_, sqlx::Error>(stored)
-                }
-                .await;
+                // One round trip to the connection's worker thread for the whole transaction
+                // (under CPU contention every hop costs a wakeup). `BEGIN IMMEDIATE` and the
+                // single writer keep what the look-up found unchanged until the commit.
+                let candidates: Vec<(&Accepted, NaiveDate)> =
+                    firsts.values().map(|i| items[*i]).collect();
+                let result = sqlite_batch_query(&candidates)
+                    .build_query_as::<(String, String)>()
+                    .fetch_all(&mut **conn)
+                    .await
+                    .map(|rows| rows.into_iter().collect::<HashMap<String, String>>());
                 match result {
                     Ok(stored) => stored,
                     Err(e) => {
@@ -114,22 +97,52 @@ impl Db {
     }
 }
 
-/// The whole SQLite batch as one multi-statement query: `BEGIN IMMEDIATE`, the report rows,
-/// the group counts, `COMMIT`. SQLite binds the anonymous parameters statement by statement,
-/// and each statement stays below the bind-parameter limit.
-fn sqlite_batch_query<'a>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, Sqlite> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("");
-    if !items.is_empty() {
-        push_reports(&mut q, items);
-        for chunk in group_counts(items).chunks(GROUP_CHUNK) {
-            q.push("; ");
-            push_groups(&mut q, chunk);
-        }
+/// The whole SQLite batch as one multi-statement query, given the first report of each key:
+/// `BEGIN IMMEDIATE`; the look-up of the keys stored already (the query's only rows); the
+/// group counts of the reports not stored yet (counted by SQLite, before their rows exist);
+/// the report rows (`DO NOTHING` for those stored already); `COMMIT`. For reports of one program
+/// each the text depends on the batch size alone, so the connection's statement cache keeps it
+/// prepared. SQLite binds the anonymous parameters statement by statement, and each statement
+/// stays below the bind-parameter limit.
+fn sqlite_batch_query<'a>(candidates: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, Sqlite> {
+    let mut q: QueryBuilder<Sqlite> =
+        QueryBuilder::new("BEGIN IMMEDIATE; SELECT key, body FROM reports WHERE key IN (");
+    let mut keys = q.separated(", ");
+    for (a, _) in candidates {
+        keys.push_bind(a.key.clone());
+    }
+    q.push("); ");
+    let rows: Vec<(&Accepted, &ProgramRow)> = candidates
+        .iter()
+        .flat_map(|(a, _)| a.rows.iter().map(move |r| (*a, r)))
+        .collect();
+    for chunk in rows.chunks(GROUP_CHUNK) {
+        q.push(
+            "INSERT INTO week_groups (week, config_index, program, version, os, arch, labels, n) \
+             SELECT column2, column3, column4, column5, column6, column7, column8, COUNT(*) FROM (",
+        );
+        q.push_values(chunk, |mut b, (a, r)| {
+            b.push_bind(a.key.clone())
+                .push_bind(a.week.to_string())
+                .push_bind(a.config_index as i64)
+                .push_bind(r.program.clone())
+                .push_bind(r.version.clone())
+                .push_bind(r.os.clone())
+                .push_bind(r.arch.clone())
+                .push_bind(r.labels.clone());
+        });
+        q.push(
+            ") AS g WHERE NOT EXISTS (SELECT 1 FROM reports WHERE reports.key = g.column1) \
+             GROUP BY column2, column3, column4, column5, column6, column7, column8",
+        );
+        q.push(GROUPS_UPSERT);
         q.push("; ");
     }
-    q.push("COMMIT");
+    push_reports(&mut q, candidates);
+    q.push(" ON CONFLICT (key) DO NOTHING; COMMIT");
     q
 }
+
 /// The position of the first item of each key: only those may be stored.
 fn first_of_each_key<'b>(items: &[(&'b Accepted, NaiveDate)]) -> BTreeMap<&'b str, usize> {
     let mut firsts = BTreeMap::new();

@@ -1,11 +1,11 @@
 //! The report store: group-commit writers, the SQLite write-ahead-log syncer and checkpointer.
 //!
 //! With SQLite a commit does not wait for the disk (`synchronous=NORMAL`): the writer hands
-//! the committed batch's answers to the syncer and starts on the next batch at once, and the
-//! syncer answers them after an `fdatasync` of the log that began after their commit
-//! ([`Db::sync_wal`]). One sync covers every batch committed before it starts, so while the
-//! disk is busy with one sync the writer commits the next batches, instead of the writer
-//! holding SQLite's write lock through every sync.
+//! the committed batch's answers to the syncer, which answers them after an `fdatasync` of the
+//! log that began after their commit ([`Db::sync_wal`]). While the disk syncs one batch the
+//! writer commits the next (instead of holding SQLite's write lock through every sync), and
+//! it takes a new batch only once the syncer has taken the previous one: one commit a sync,
+//! as large as what arrived meanwhile.
 
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ impl Store {
         };
         let (synced, syncer) = match &db {
             Db::Sqlite(_) => {
-                let (to_sync, batches) = mpsc::unbounded_channel();
+                let (to_sync, batches) = mpsc::channel(1);
                 let wal = db.clone();
                 let syncer = tokio::task::spawn_blocking(move || syncer(&wal, batches));
                 (Some(to_sync), Some(syncer))
@@ -175,7 +175,7 @@ fn on_own_thread(
 
 /// Answers batches once a sync of the write-ahead log that began after their commit is done.
 /// Runs on a blocking thread of its own until the writers are gone.
-fn syncer(db: &Db, mut batches: mpsc::UnboundedReceiver<Vec<Answer>>) {
+fn syncer(db: &Db, mut batches: mpsc::Receiver<Vec<Answer>>) {
     let mut ready: Vec<Vec<Answer>> = Vec::new();
     while let Some(first) = batches.blocking_recv() {
         ready.push(first);
@@ -220,56 +220,74 @@ async fn writer(
     db: Db,
     rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
     committed: Arc<Notify>,
-    to_sync: Option<mpsc::UnboundedSender<Vec<Answer>>>,
+    to_sync: Option<mpsc::Sender<Vec<Answer>>>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut held = None;
-    while take_batch(&rx, &mut batch).await {
-        let items: Vec<(&Accepted, NaiveDate)> = batch.iter().map(|p| (&p.report, p.day)).collect();
-        let result = db.insert_batch_on(&mut held, &items).await;
-        committed.notify_one();
-        drop(items);
-        let answers: Vec<Answer> = match result {
-            Ok(outcomes) => batch
-                .drain(..)
-                .zip(outcomes)
-                .map(|(p, o)| (p.done, Ok(o)))
-                .collect(),
-            Err(e) => {
-                // One bad row must not fail its neighbours: retry each alone.
-                tracing::error!(
-                    "batch of {} reports failed ({e}); retrying one by one",
-                    batch.len()
-                );
-                let mut answers = Vec::with_capacity(batch.len());
-                for p in batch.drain(..) {
-                    let r = db
-                        .insert_batch_on(&mut held, &[(&p.report, p.day)])
-                        .await
-                        .map(|o| o[0])
-                        .map_err(|e| e.to_string());
-                    if let Err(e) = &r {
-                        tracing::error!("storing a report failed: {e}");
-                    }
-                    answers.push((p.done, r));
-                }
-                answers
-            }
+    loop {
+        // SQLite: wait until the syncer has taken the previous batch (its sync has begun).
+        // Batches committed during one sync are all answered after the next, so committing
+        // more often than once a sync would gain no time and cost CPU and log pages a report:
+        // the reports that arrive meanwhile make one larger batch instead.
+        let slot = match &to_sync {
+            Some(s) => s.reserve().await.ok(),
+            None => None,
         };
-        match &to_sync {
-            // The syncer outlives the writers (it stops when they are all gone).
-            Some(s) => {
-                if let Err(unsent) = s.send(answers) {
-                    for (done, _) in unsent.0 {
-                        let _ = done.send(Err("the storage syncer has stopped".into()));
-                    }
+        if !take_batch(&rx, &mut batch).await {
+            return;
+        }
+        let answers = store_batch(&db, &mut held, &mut batch).await;
+        committed.notify_one();
+        match (slot, &to_sync) {
+            (Some(slot), _) => slot.send(answers),
+            (None, Some(_)) => {
+                for (done, _) in answers {
+                    let _ = done.send(Err("the storage syncer has stopped".into()));
                 }
             }
-            None => {
+            (None, None) => {
                 for (done, answer) in answers {
                     let _ = done.send(answer);
                 }
             }
+        }
+    }
+}
+
+/// Stores `batch` (emptying it) and says what to tell each caller.
+async fn store_batch(
+    db: &Db,
+    held: &mut Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
+    batch: &mut Vec<Pending>,
+) -> Vec<Answer> {
+    let items: Vec<(&Accepted, NaiveDate)> = batch.iter().map(|p| (&p.report, p.day)).collect();
+    let result = db.insert_batch_on(held, &items).await;
+    drop(items);
+    match result {
+        Ok(outcomes) => batch
+            .drain(..)
+            .zip(outcomes)
+            .map(|(p, o)| (p.done, Ok(o)))
+            .collect(),
+        Err(e) => {
+            // One bad row must not fail its neighbours: retry each alone.
+            tracing::error!(
+                "batch of {} reports failed ({e}); retrying one by one",
+                batch.len()
+            );
+            let mut answers = Vec::with_capacity(batch.len());
+            for p in batch.drain(..) {
+                let r = db
+                    .insert_batch_on(held, &[(&p.report, p.day)])
+                    .await
+                    .map(|o| o[0])
+                    .map_err(|e| e.to_string());
+                if let Err(e) = &r {
+                    tracing::error!("storing a report failed: {e}");
+                }
+                answers.push((p.done, r));
+            }
+            answers
         }
     }
 }

@@ -459,6 +459,7 @@ fn serve_options(
             upload_rate: None,
             ..Limits::default()
         },
+        dev: false,
     }
 }
 

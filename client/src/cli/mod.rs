@@ -180,16 +180,29 @@ pub enum TelemetryAction {
     },
     /// Reduce ended weeks to reports now and delete data older than the retention period.
     Clean,
-    /// Reduce ended weeks and upload the weeks that are due now (mode on only).
+    /// Reduce ended weeks and upload the weeks that are due now (mode on only), or with --now
+    /// the week in progress to a development server.
     ///
     /// In modes off and local nothing is sent and the network is not used. With --dry-run,
     /// prints exactly the JSON that would be sent for each week and why every other week is
     /// not sent; the week's random draw is made and kept, so a later upload sends exactly what
     /// the dry run printed.
+    ///
+    /// With --now, sends the report of the week in progress at once: for tool authors who
+    /// test their integration against a development server (`clearcount-server serve --dev`);
+    /// a real server refuses a week that has not ended. It needs your consent as always (mode
+    /// on for the program, which `TOOL telemetry on` gives), uses the verified config, samples
+    /// and randomizes as a weekly upload does, and includes the counts of the week so far,
+    /// also those recorded before you opted in this week. It leaves the week's own upload
+    /// alone and keeps a copy of what it sent (`weeks/WEEK.now.json` in the upload
+    /// directory). Exits 1 when nothing was accepted.
     Upload {
         /// Send nothing; print what would be sent and why.
         #[arg(long)]
         dry_run: bool,
+        /// Send the week in progress now, to a development server (see above).
+        #[arg(long, conflicts_with = "child")]
+        now: bool,
         /// Run as the detached upload child of a recording-only tool, which starts it at most
         /// once a day with its token's `DAY:NONCE`; not for people.
         #[arg(long, hide = true, value_name = "DAY:NONCE", requires_all = ["server", "log_key"], conflicts_with = "dry_run")]
@@ -333,9 +346,12 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
             bail!("not an upload child: no token of today holds {marker}");
         }
         TelemetryAction::Upload {
-            dry_run, endpoint, ..
+            dry_run,
+            now,
+            endpoint,
+            ..
         } => {
-            return upload_now(layout, &endpoint, dry_run, out);
+            return upload_now(layout, &endpoint, dry_run, now, out);
         }
         TelemetryAction::Config(c) => return config_command(layout, c, out),
         TelemetryAction::Notify { state } => {
@@ -520,6 +536,7 @@ fn upload_now(
     layout: &Layout,
     args: &EndpointArgs,
     dry_run: bool,
+    week_in_progress: bool,
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
     // Off and local never reach the network, whatever the endpoint.
@@ -533,7 +550,11 @@ fn upload_now(
             "No program is opted in: nothing is sent and the network is not used.\n\
              Weekly reports stay on this machine (`clearcount view`)."
         )?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if week_in_progress {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let eps = endpoints(layout, args)?;
     if eps.is_empty() {
@@ -546,9 +567,14 @@ fn upload_now(
     let mut code = ExitCode::SUCCESS;
     for ep in &eps {
         writeln!(out, "== {} (log {})", ep.server, ep.origin())?;
-        let sum = upload_run::run(layout, ep, &opts, &HttpTransport::new());
+        let sum = if week_in_progress {
+            crate::upload::now::run_now(layout, ep, &opts, &HttpTransport::new())
+        } else {
+            upload_run::run(layout, ep, &opts, &HttpTransport::new())
+        };
         out.write_all(sum.render().as_bytes())?;
-        if sum.notes.iter().any(|n| n.contains("ALARM")) {
+        let nothing = week_in_progress && sum.sent.is_empty() && !dry_run;
+        if nothing || sum.notes.iter().any(|n| n.contains("ALARM")) {
             code = ExitCode::FAILURE;
         }
     }

@@ -213,7 +213,11 @@ pub fn run(
 }
 
 /// Reads mode and consent; `None` (with a note) when nothing may be sent.
-fn consent_now(layout: &Layout, opts: &RunOptions, sum: &mut RunSummary) -> Option<ModeFile> {
+pub(super) fn consent_now(
+    layout: &Layout,
+    opts: &RunOptions,
+    sum: &mut RunSummary,
+) -> Option<ModeFile> {
     let mf = match mode::read(layout) {
         Ok(m) => m,
         Err(e) => {
@@ -239,7 +243,7 @@ fn consent_now(layout: &Layout, opts: &RunOptions, sum: &mut RunSummary) -> Opti
 
 /// Takes the uploader's lock of the log (one uploader at a time), waiting at most
 /// [`LOCK_WAIT`] for the one running.
-fn uploader_lock(state: &LogState, sum: &mut RunSummary) -> Option<fs::File> {
+pub(super) fn uploader_lock(state: &LogState, sum: &mut RunSummary) -> Option<fs::File> {
     if let Err(e) = fs::create_dir_all(state.dir()) {
         sum.notes
             .push(format!("cannot create {}: {e}", state.dir().display()));

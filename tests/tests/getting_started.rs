@@ -224,6 +224,12 @@ impl Walk {
                 assert_eq!(out, "0", "the first config is entry 0");
                 self.checks.push("the config is entry 0 of the log");
             }
+            "describe" => {
+                assert!(out.starts_with("## What we collect"), "{out}");
+                assert!(out.contains("| mytool | `greetings` |"), "{out}");
+                assert!(out.contains("published as entry 0 in"), "{out}");
+                self.checks.push("describe wrote the README section");
+            }
             _ => {}
         }
     }
@@ -339,6 +345,7 @@ fn the_getting_started_guide_works_command_by_command() {
             "the config is entry 0 of the log",
             "telemetry on showed the verified config",
             "upload --now sent the week",
+            "describe wrote the README section",
         ]
     );
     // The first report, seen where the guide says.

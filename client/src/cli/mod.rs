@@ -275,11 +275,32 @@ pub enum ConfigCommand {
     },
 }
 
+/// How the user types these commands here: `clearcount`, or in a host tool that called
+/// [`crate::start`], `TOOL telemetry` (TOOL: the name the tool was run by, else its program
+/// name), so that every hint names a command the user has.
+pub fn invoked_as() -> String {
+    let Some(program) = crate::runtime::host_program() else {
+        return "clearcount".to_string();
+    };
+    let exe = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace));
+    format!("{} telemetry", exe.as_deref().unwrap_or(program))
+}
+
 /// Runs a command against the default directory ([`crate::default_dir`]), printing to stdout
 /// and errors to stderr. Returns 0 on success, 1 on failure, 2 when confirmation is missing.
 pub fn run(cmd: TelemetryCommand) -> ExitCode {
     let Some(layout) = Layout::default_layout() else {
-        eprintln!("clearcount: no configuration directory; set CLEARCOUNT_DIR");
+        eprintln!(
+            "{}: no configuration directory; set CLEARCOUNT_DIR",
+            invoked_as()
+        );
         return ExitCode::FAILURE;
     };
     run_in(cmd, &layout)
@@ -293,7 +314,7 @@ pub fn run_in(cmd: TelemetryCommand, layout: &Layout) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let _ = out.flush();
-            eprintln!("clearcount: {e:#}");
+            eprintln!("{}: {e:#}", invoked_as());
             ExitCode::FAILURE
         }
     }
@@ -322,7 +343,10 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
         TelemetryAction::Export { week } => {
             let w = parse_week(&week)?;
             if w >= Week::current() {
-                bail!("week {w} is not over yet; `clearcount view --week {w}` shows it so far");
+                bail!(
+                    "week {w} is not over yet; `{} view --week {w}` shows it so far",
+                    invoked_as()
+                );
             }
             reduce_quietly(layout);
             match report::read_report(layout, w)? {
@@ -418,7 +442,7 @@ fn retention(layout: &Layout) -> u32 {
 fn reduce_quietly(layout: &Layout) {
     match report::reduce(layout, clock::now_unix(), retention(layout)) {
         Ok(_) | Err(ReportError::Busy) => {}
-        Err(e) => eprintln!("clearcount: weekly reduction: {e}"),
+        Err(e) => eprintln!("{}: weekly reduction: {e}", invoked_as()),
     }
 }
 
@@ -548,7 +572,8 @@ fn upload_now(
         writeln!(
             out,
             "No program is opted in: nothing is sent and the network is not used.\n\
-             Weekly reports stay on this machine (`clearcount view`)."
+             Weekly reports stay on this machine (`{} view`).",
+            invoked_as()
         )?;
         return Ok(if week_in_progress {
             ExitCode::FAILURE
@@ -666,10 +691,11 @@ fn config_command(layout: &Layout, cmd: ConfigCommand, out: &mut dyn Write) -> R
                     failed = true;
                     writeln!(
                         out,
-                        "ALARM standing (nothing is uploaded):\n{}\nClear it with `clearcount \
+                        "ALARM standing (nothing is uploaded):\n{}\nClear it with `{} \
                          config clear-alarm` (add --forget-checkpoint to trust the log's \
                          current state).",
-                        a.trim_end()
+                        a.trim_end(),
+                        invoked_as()
                     )?;
                 }
             }
@@ -773,7 +799,7 @@ fn view(layout: &Layout, week: Option<&str>, json: bool, out: &mut dyn Write) ->
     }
     out.write_all(s.as_bytes())?;
     for p in problems {
-        eprintln!("clearcount: skipped {p}");
+        eprintln!("{}: skipped {p}", invoked_as());
     }
     Ok(())
 }

@@ -354,8 +354,13 @@ fn print_notice(state: &LogState) {
         return;
     }
     let week = text.split_whitespace().next().unwrap_or("?");
+    // The host's own `telemetry` commands when it embeds them, else the `clearcount` command.
+    #[cfg(feature = "cli")]
+    let me = crate::cli::invoked_as();
+    #[cfg(not(feature = "cli"))]
+    let me = "clearcount";
     eprintln!(
-        "clearcount: uploaded the privatized report of week {week}; see exactly what was sent with `clearcount status` (notices: `clearcount notify off`)"
+        "{me}: uploaded the privatized report of week {week}; see exactly what was sent with `{me} status` (notices: `{me} notify off`)"
     );
 }
 

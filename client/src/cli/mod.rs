@@ -297,10 +297,18 @@ pub fn invoked_as() -> String {
 /// and errors to stderr. Returns 0 on success, 1 on failure, 2 when confirmation is missing.
 pub fn run(cmd: TelemetryCommand) -> ExitCode {
     let Some(layout) = Layout::default_layout() else {
-        eprintln!(
-            "{}: no configuration directory; set CLEARCOUNT_DIR",
-            invoked_as()
-        );
+        if crate::under_cargo_test() {
+            eprintln!(
+                "{}: running under cargo test (CARGO_BIN_EXE_* is set), where clearcount uses \
+                 no directory unless CLEARCOUNT_DIR names one (a temporary directory)",
+                invoked_as()
+            );
+        } else {
+            eprintln!(
+                "{}: no configuration directory; set CLEARCOUNT_DIR",
+                invoked_as()
+            );
+        }
         return ExitCode::FAILURE;
     };
     run_in(cmd, &layout)

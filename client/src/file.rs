@@ -1,5 +1,5 @@
 //! Opening, creating, validating and growing mapped counter files (all safe code: the mapping
-//! itself is in [`crate::mapping`]).
+//! itself is in `mapping`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};

@@ -2,7 +2,9 @@
 //!
 //! clearcount records counters locally at nanosecond cost, in memory-mapped counter files shared
 //! by every process of a program, reduces them to weekly reports on the user's machine, and (in
-//! mode `on`, a later addition) uploads sampled, privatized weekly reports.
+//! mode `on`, after the user opted in) uploads sampled, privatized weekly reports under a
+//! public, logged config. Start with the guide for tool authors, `docs/getting-started.md` in
+//! the repository.
 //!
 //! ```no_run
 //! use clearcount::{Category, Counter};
@@ -24,6 +26,7 @@
 //! opted in) by handing the day's upload to the `clearcount` command, see [`upload`].
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
 mod counter;

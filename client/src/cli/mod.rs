@@ -225,7 +225,7 @@ pub enum TelemetryAction {
 /// Where the config log and server are: both options together, or neither.
 #[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args)]
 pub struct EndpointArgs {
-    /// The clearcount server URL (e.g. https://telemetry.example.org).
+    /// The clearcount server URL (e.g. `https://telemetry.example.org`).
     #[arg(long, value_name = "URL", requires = "log_key")]
     pub server: Option<String>,
     /// The config log's verifier key (name+hex(keyid)+base64(key)) to pin.

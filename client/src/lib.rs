@@ -31,6 +31,7 @@
 pub mod clock;
 mod counter;
 pub mod file;
+mod flock;
 pub mod format;
 mod mapping;
 pub mod mode;

@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod config;
+mod flock;
 pub mod merkle;
 pub mod note;
 pub mod reader;

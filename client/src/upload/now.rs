@@ -11,6 +11,7 @@
 //! the week's own upload, which happens (or not) as it would have: the copy of what was sent
 //! goes to `weeks/WEEK.now.json`.
 
+use crate::flock::FileLock;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -54,7 +55,7 @@ pub fn run_now(
         week: Week::containing(opts.now),
     };
     now.locked(&mut sum);
-    let _ = lock.unlock();
+    let _ = lock.unlock_file();
     sum
 }
 

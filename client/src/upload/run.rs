@@ -5,6 +5,7 @@
 //! simulations: everything it needs (directory, clock, environment ceiling, transport) is
 //! passed in.
 
+use crate::flock::FileLock;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -208,7 +209,7 @@ pub fn run(
         state: &state,
     };
     run.locked(&mf, &mut sum);
-    let _ = lock.unlock();
+    let _ = lock.unlock_file();
     sum
 }
 
@@ -257,7 +258,7 @@ pub(super) fn uploader_lock(state: &LogState, sum: &mut RunSummary) -> Option<fs
         }
     };
     let deadline = std::time::Instant::now() + LOCK_WAIT;
-    while lock.try_lock().is_err() {
+    while lock.try_lock_file().is_err() {
         if std::time::Instant::now() >= deadline {
             sum.notes
                 .push("another upload is still running: nothing done".to_string());

@@ -196,12 +196,27 @@ impl Walk {
                 if sub == "run" {
                     c.arg("-q");
                 }
+                let config_home = self.home.join(".config");
+                if sub == "test" {
+                    // As on the author's machine: no CLEARCOUNT_DIR, the default directory
+                    // where the platform puts it (here in the temporary home).
+                    c.env_remove("CLEARCOUNT_DIR")
+                        .env("XDG_CONFIG_HOME", &config_home);
+                }
                 c.args(&args[1..]);
                 if args.ends_with(&["telemetry".into(), "on".into()]) {
                     c.arg("--yes");
                 }
                 let o = self.run(line, c);
                 self.saw(line, &o);
+                if sub == "test" {
+                    let out = String::from_utf8_lossy(&o.stdout);
+                    assert!(out.contains("test result: ok. 2 passed"), "{out}");
+                    let default = config_home.join("clearcount");
+                    assert!(!default.exists(), "cargo test recorded into {default:?}");
+                    self.checks
+                        .push("cargo test passed and recorded nothing by default");
+                }
             }
         }
     }
@@ -346,6 +361,7 @@ fn the_getting_started_guide_works_command_by_command() {
             "telemetry on showed the verified config",
             "upload --now sent the week",
             "describe wrote the README section",
+            "cargo test passed and recorded nothing by default",
         ]
     );
     // The first report, seen where the guide says.
@@ -374,7 +390,10 @@ fn the_guide_has_the_blocks_the_walk_needs() {
             Block::Sh(_) => None,
         })
         .collect();
-    assert_eq!(files, ["src/main.rs", "telemetry/config.toml"]);
+    assert_eq!(
+        files,
+        ["src/main.rs", "telemetry/config.toml", "tests/cli.rs"]
+    );
     let main = b.iter().find_map(|b| match b {
         Block::File(p, t) if p == "src/main.rs" => Some(t),
         _ => None,

@@ -225,9 +225,7 @@ impl Category {
             }
         };
         let lc = &mut labels[i];
-        if let Some(cell) = lc.cell
-            && lc.epoch == runtime::epoch()
-        {
+        if let Some(cell) = lc.cell.filter(|_| lc.epoch == runtime::epoch()) {
             saturating_add(cell, n);
             return;
         }

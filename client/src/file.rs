@@ -1,6 +1,7 @@
 //! Opening, creating, validating and growing mapped counter files (all safe code: the mapping
-//! itself is in [`crate::mapping`]).
+//! itself is in `mapping`).
 
+use crate::flock::FileLock;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -346,9 +347,7 @@ impl CounterFile {
             }
             // `t` is the last table: insert here unless it is (nearly) full.
             let used = usize::try_from(self.load(t + 2)?).unwrap_or(usize::MAX);
-            if let Some(s) = empty
-                && used < slots / 4 * 3
-            {
+            if let Some(s) = empty.filter(|_| used < slots / 4 * 3) {
                 let r = match record {
                     Some(r) => r,
                     None => {
@@ -411,7 +410,7 @@ impl CounterFile {
     fn grow(&mut self, words: usize) -> Result<(), FileError> {
         let mut locked = false;
         for _ in 0..40 {
-            if self.file.try_lock().is_ok() {
+            if self.file.try_lock_file().is_ok() {
                 locked = true;
                 break;
             }
@@ -452,7 +451,7 @@ impl CounterFile {
             }
             Ok(())
         })();
-        let _ = self.file.unlock();
+        let _ = self.file.unlock_file();
         result
     }
 }

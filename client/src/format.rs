@@ -373,7 +373,7 @@ pub fn parse<W: Words + ?Sized>(w: &W) -> Result<Snapshot, FormatError> {
 
 /// Parses a counter file read into memory.
 pub fn parse_bytes(bytes: &[u8]) -> Result<Snapshot, FormatError> {
-    if !bytes.len().is_multiple_of(8) {
+    if bytes.len() % 8 != 0 {
         return Err(FormatError::Length(bytes.len()));
     }
     parse(&ByteWords(bytes))

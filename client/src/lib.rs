@@ -2,7 +2,9 @@
 //!
 //! clearcount records counters locally at nanosecond cost, in memory-mapped counter files shared
 //! by every process of a program, reduces them to weekly reports on the user's machine, and (in
-//! mode `on`, a later addition) uploads sampled, privatized weekly reports.
+//! mode `on`, after the user opted in) uploads sampled, privatized weekly reports under a
+//! public, logged config. Start with the guide for tool authors, `docs/getting-started.md` in
+//! the repository.
 //!
 //! ```no_run
 //! use clearcount::{Category, Counter};
@@ -24,10 +26,12 @@
 //! opted in) by handing the day's upload to the `clearcount` command, see [`upload`].
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
 mod counter;
 pub mod file;
+mod flock;
 pub mod format;
 mod mapping;
 pub mod mode;
@@ -54,11 +58,25 @@ pub const DIR_ENV: &str = "CLEARCOUNT_DIR";
 
 /// The clearcount directory: `CLEARCOUNT_DIR`, else the platform's user config directory +
 /// `clearcount` (e.g. `~/.config/clearcount` on Linux). Creates nothing.
+///
+/// Under `cargo test` ([`under_cargo_test`]) there is no default: a tool's own test suite,
+/// which runs the tool's executable over and over, must not record into the developer's
+/// directory. Without `CLEARCOUNT_DIR` it records nothing there (start turns recording off,
+/// the consent commands fail and say why); a test that exercises clearcount sets
+/// `CLEARCOUNT_DIR` to a temporary directory (or uses [`Settings::dir`]).
 pub fn default_dir() -> Option<PathBuf> {
     match std::env::var_os(DIR_ENV) {
         Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+        _ if under_cargo_test() => None,
         _ => dirs::config_dir().map(|d| d.join("clearcount")),
     }
+}
+
+/// Whether this process runs under `cargo test` or `cargo nextest`: Cargo sets
+/// `CARGO_BIN_EXE_<name>` in the environment of a package's integration tests (to find its
+/// executables), and the executables they run inherit it; `cargo run` does not set it.
+pub fn under_cargo_test() -> bool {
+    std::env::vars_os().any(|(k, _)| k.as_encoded_bytes().starts_with(b"CARGO_BIN_EXE_"))
 }
 
 /// Whether `name` is a valid program name: `[a-z0-9][a-z0-9._/-]*`, at most 128 bytes.

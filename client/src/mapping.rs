@@ -22,7 +22,7 @@ pub(crate) fn map_words(file: &File, words: usize) -> io::Result<&'static [Atomi
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "mapping too large"))?;
     let map = memmap2::MmapOptions::new().len(bytes).map_raw(file)?;
     let ptr = map.as_mut_ptr();
-    if ptr.is_null() || !(ptr as usize).is_multiple_of(std::mem::align_of::<AtomicU64>()) {
+    if ptr.is_null() || (ptr as usize) % std::mem::align_of::<AtomicU64>() != 0 {
         return Err(io::Error::other("misaligned mapping"));
     }
     // Never unmapped: the words must outlive every reference given out.

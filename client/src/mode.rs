@@ -25,6 +25,7 @@
 //! The environment can only lower the mode: `DO_NOT_TRACK` set to anything but empty, `0` or
 //! `false` means `off`, and `CLEARCOUNT_MODE=off|local` lowers it.
 
+use crate::flock::FileLock;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
@@ -368,7 +369,7 @@ impl ConsentLock {
     pub fn exclusive(layout: &Layout) -> ConsentLock {
         let dir = fs::File::open(layout.root())
             .ok()
-            .filter(|d| d.lock().is_ok());
+            .filter(|d| d.lock_file().is_ok());
         ConsentLock { _dir: dir }
     }
 
@@ -376,7 +377,7 @@ impl ConsentLock {
     pub fn shared(layout: &Layout) -> ConsentLock {
         let dir = fs::File::open(layout.root())
             .ok()
-            .filter(|d| d.lock_shared().is_ok());
+            .filter(|d| d.lock_file_shared().is_ok());
         ConsentLock { _dir: dir }
     }
 }
@@ -389,8 +390,7 @@ pub fn do_not_track_value(v: &str) -> bool {
 
 /// What the environment allows at most: `DO_NOT_TRACK` and `CLEARCOUNT_MODE` can only lower.
 pub fn environment_ceiling() -> Mode {
-    if let Some(v) = std::env::var_os(DO_NOT_TRACK_ENV)
-        && do_not_track_value(&v.to_string_lossy())
+    if std::env::var_os(DO_NOT_TRACK_ENV).is_some_and(|v| do_not_track_value(&v.to_string_lossy()))
     {
         return Mode::Off;
     }

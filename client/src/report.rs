@@ -21,6 +21,7 @@
 //!
 //! It never leaves the machine by itself.
 
+use crate::flock::FileLock;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
@@ -325,11 +326,11 @@ pub fn reduce(
     }
     let lock_path = layout.reduce_lock();
     let lock = support::open_lock(&lock_path).map_err(io_err("open", &lock_path))?;
-    if lock.try_lock().is_err() {
+    if lock.try_lock_file().is_err() {
         return Err(ReportError::Busy);
     }
     let result = reduce_locked(layout, now, retention_weeks);
-    let _ = lock.unlock();
+    let _ = lock.unlock_file();
     result
 }
 
@@ -430,16 +431,12 @@ pub(crate) fn maybe_reduce(layout: &Layout, now: i64, retention_weeks: u32) {
     let due = support::read_kept(&layout.reduce_marker(), MARKER_CAP)
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.trim().parse::<i64>().ok());
-    if let Some(due) = due
-        && now < due
-        && due - now <= 8 * 86_400
-    {
+    if due.is_some_and(|due| now < due && due - now <= 8 * 86_400) {
         return;
     }
-    if let Err(e) = reduce(layout, now, retention_weeks)
-        && !matches!(e, ReportError::Busy)
-    {
-        support::debug_log(&format!("weekly reduction failed: {e}"));
+    match reduce(layout, now, retention_weeks) {
+        Ok(_) | Err(ReportError::Busy) => {}
+        Err(e) => support::debug_log(&format!("weekly reduction failed: {e}")),
     }
 }
 

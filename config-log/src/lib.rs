@@ -6,9 +6,11 @@
 //!   tlog-tiles.
 //! - [`store`]: the log as static tlog-tiles files, with crash-safe appends.
 //! - [`reader`]: the verifying reader clients use to accept a config only with proof.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod checkpoint;
 pub mod config;
+mod flock;
 pub mod merkle;
 pub mod note;
 pub mod reader;

@@ -96,7 +96,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.finalize().into()
 }
 
-/// Converts a byte slice to a [`Hash`], refusing any length but 32.
+/// Converts a byte slice to a [`tyalias@Hash`], refusing any length but 32.
 pub fn hash_from_slice(bytes: &[u8]) -> Result<Hash, ProofError> {
     bytes
         .try_into()

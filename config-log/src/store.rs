@@ -34,6 +34,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::flock::FileLock;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -392,7 +393,7 @@ impl LogStore {
             .write(true)
             .open(&path)
             .map_err(io("open lock file", &path))?;
-        file.lock().map_err(io("lock", &path))?;
+        file.lock_file().map_err(io("lock", &path))?;
         Ok(file)
     }
 

@@ -474,6 +474,7 @@ fn serve_options(
             upload_rate: None,
             ..Limits::default()
         },
+        dev: false,
     }
 }
 

@@ -27,7 +27,7 @@ use crate::metrics::{Metrics, Reject};
 use crate::report::{self, MAX_REPORT_BYTES, ParseError};
 use crate::sources::{RateLimit, Sources};
 use crate::storage::{Outcome, Store};
-use crate::validate::{parse_day, validate};
+use crate::validate::{WeekRule, parse_day, validate_with};
 
 /// Where "today" comes from: the UTC clock, or a fixed day (tests and replays).
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,6 +63,9 @@ pub struct AppState {
     pub day_files: DayFiles,
     /// Time limit of an upload's body.
     pub body_timeout: Duration,
+    /// Which weeks uploads may be of: [`WeekRule::AlsoCurrent`] on a development server
+    /// (`serve --dev`), whose every page then says so.
+    pub weeks: WeekRule,
 }
 
 /// Limits of the HTTP layer.
@@ -94,7 +97,7 @@ impl Default for Limits {
 
 /// The full router.
 pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/upload", post(upload))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -107,16 +110,53 @@ pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
         .route("/data/reports/{file}", get(data_reports))
         .route("/data/aggregates/{file}", get(data_aggregates))
         .merge(crate::web::routes(state.clone()))
-        .fallback(not_found)
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
-                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    limits.request_timeout,
-                )),
-        )
-        .with_state(state)
+        .fallback(not_found);
+    let app = if state.weeks == WeekRule::AlsoCurrent {
+        app.layer(axum::middleware::map_response(dev_marked))
+    } else {
+        app
+    };
+    app.layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                limits.request_timeout,
+            )),
+    )
+    .with_state(state)
+}
+
+/// The banner at the top of every page of a development server.
+pub const DEV_BANNER: &str = "<p class=\"warn\" role=\"alert\">DEVELOPMENT SERVER (serve --dev): \
+    it accepts reports of the week in progress, for tool authors testing their integration with \
+    `clearcount upload --now`. Nothing here is real usage data.</p>";
+
+/// Marks a development server's responses: the header `x-clearcount-dev` on every response, the
+/// [`DEV_BANNER`] at the top of every HTML page and `[dev]` in its title.
+async fn dev_marked(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    parts.headers.insert(
+        "x-clearcount-dev",
+        HeaderValue::from_static("development server: accepts the current week"),
+    );
+    let html = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !html {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "page too large");
+    };
+    let page = String::from_utf8_lossy(&bytes)
+        .replacen("<title>", "<title>[dev] ", 1)
+        .replacen("<main>", &format!("<main>{DEV_BANNER}"), 1);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::ETAG);
+    Response::from_parts(parts, Body::from(page))
 }
 
 /// Records each request's latency (to its response head) in the metrics.
@@ -229,12 +269,13 @@ pub fn check_upload(
         )
     })?;
     let size = state.log.size();
-    validate(
+    validate_with(
         &report,
         &state.log.origin(),
         size,
         config.as_deref(),
         state.clock.today(),
+        state.weeks,
     )
     .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
 }

@@ -14,6 +14,7 @@ use crate::http::{AppState, Clock, Limits, router};
 use crate::metrics::Metrics;
 use crate::sources::Sources;
 use crate::storage::{Db, Store, StoreError};
+use crate::validate::WeekRule;
 
 /// Threads of the async runtime's blocking pool (file reads and metadata of downloads, page
 /// rendering). With tokio's default of 512, a burst of requests starts hundreds of threads,
@@ -39,6 +40,9 @@ pub struct ServeOptions {
     pub clock: Clock,
     /// HTTP limits.
     pub limits: Limits,
+    /// A development server (`serve --dev`): also accepts the current week, and says so on
+    /// every page.
+    pub dev: bool,
 }
 
 /// Why the server could not run.
@@ -128,6 +132,11 @@ pub async fn serve(
         trusted_proxies: limits.trusted_proxies.clone(),
         day_files: DayFiles::new(data_dir.map(|d| d.join("downloads")).as_deref())?,
         body_timeout: limits.body_timeout,
+        weeks: if opts.dev {
+            WeekRule::AlsoCurrent
+        } else {
+            WeekRule::Ended
+        },
     });
     // The dashboard computes the aggregates and renders its pages before the first connection
     // is accepted, so that no request waits for that.
@@ -136,6 +145,12 @@ pub async fn serve(
     crate::web::ready(&state).await;
     tracing::info!("dashboard ready in {} ms", warm.elapsed().as_millis());
     eprintln!("listening on {addr}");
+    if opts.dev {
+        eprintln!(
+            "DEVELOPMENT SERVER: accepts reports of the week in progress (clearcount upload \
+             --now); not for real users"
+        );
+    }
     tracing::info!(
         "serving on {addr} with {kind} storage, at most {} connections ({} a source)",
         limits.conn.max_connections,

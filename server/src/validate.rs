@@ -115,15 +115,37 @@ pub fn week_of(day: NaiveDate) -> NaiveDate {
     day - Days::new(u64::from(day.weekday().num_days_from_monday()))
 }
 
+/// Which weeks a server accepts besides the ended ones at most [`MAX_WEEKS_OLD`] old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeekRule {
+    /// Only weeks that have ended (DESIGN.md section 7): every real server.
+    #[default]
+    Ended,
+    /// Also the current week: a development server (`serve --dev`), which takes the reports
+    /// of `clearcount upload --now` from tool authors testing their integration.
+    AlsoCurrent,
+}
+
 /// Checks the week rules alone: a Monday, ended by `today`, at most [`MAX_WEEKS_OLD`] old.
 pub fn check_week(week: &str, today: NaiveDate) -> Result<NaiveDate, Rejection> {
+    check_week_with(week, today, WeekRule::Ended)
+}
+
+/// [`check_week`], with the current week also accepted under [`WeekRule::AlsoCurrent`].
+pub fn check_week_with(
+    week: &str,
+    today: NaiveDate,
+    rule: WeekRule,
+) -> Result<NaiveDate, Rejection> {
     let w =
         parse_day(week).ok_or_else(|| Rejection::WeekSyntax(week.chars().take(40).collect()))?;
     if w.weekday() != Weekday::Mon {
         return Err(Rejection::WeekNotMonday(w, w.weekday()));
     }
-    if w.checked_add_days(Days::new(7))
-        .is_none_or(|end| end > today)
+    let current = rule == WeekRule::AlsoCurrent && w == week_of(today);
+    if !current
+        && w.checked_add_days(Days::new(7))
+            .is_none_or(|end| end > today)
     {
         return Err(Rejection::WeekFuture(w, today));
     }
@@ -143,10 +165,22 @@ pub fn validate(
     config: Option<&LoadedConfig>,
     today: NaiveDate,
 ) -> Result<Accepted, Rejection> {
+    validate_with(report, origin, log_size, config, today, WeekRule::Ended)
+}
+
+/// [`validate`] under a [`WeekRule`].
+pub fn validate_with(
+    report: &Report,
+    origin: &str,
+    log_size: u64,
+    config: Option<&LoadedConfig>,
+    today: NaiveDate,
+    rule: WeekRule,
+) -> Result<Accepted, Rejection> {
     if report.format != FORMAT {
         return Err(Rejection::Format(report.format));
     }
-    let week = check_week(&report.week, today)?;
+    let week = check_week_with(&report.week, today, rule)?;
     if report.config.origin != origin {
         return Err(Rejection::Origin(
             report.config.origin.chars().take(100).collect(),
@@ -334,6 +368,21 @@ mod tests {
             check_week("+2026-11-16", today),
             Err(Rejection::WeekSyntax(..))
         ));
+    }
+
+    #[test]
+    fn a_development_server_also_takes_the_current_week_and_nothing_later() {
+        let today = d("2026-11-25"); // a Wednesday of the week of 2026-11-23
+        let dev = |w| check_week_with(w, today, WeekRule::AlsoCurrent);
+        assert_eq!(dev("2026-11-23"), Ok(d("2026-11-23")));
+        assert_eq!(dev("2026-11-16"), Ok(d("2026-11-16")));
+        assert!(matches!(dev("2026-11-30"), Err(Rejection::WeekFuture(..))));
+        assert!(matches!(dev("2026-10-19"), Err(Rejection::WeekTooOld(..))));
+        // On the Monday itself, too.
+        assert_eq!(
+            check_week_with("2026-11-23", d("2026-11-23"), WeekRule::AlsoCurrent),
+            Ok(d("2026-11-23"))
+        );
     }
 
     #[test]

@@ -346,8 +346,14 @@ impl Server {
     /// Starts the real server on a free loopback port, serving `log`, storing in `data`, with
     /// `--today today`.
     pub fn start(log: &Path, data: &Path, today: &str) -> Server {
+        Server::start_with(log, data, today, &[])
+    }
+
+    /// [`Server::start`] with more arguments of `serve` (`--dev`, say).
+    pub fn start_with(log: &Path, data: &Path, today: &str, args: &[&str]) -> Server {
         let mut child = Command::new(server_bin())
             .arg("serve")
+            .args(args)
             .arg("--log")
             .arg(log)
             .arg("--data")

@@ -97,10 +97,11 @@ pub(super) fn on(
          and upload a weekly report only when it is sampled, only for counters listed in the \
          public, logged counter config shown below, and only after randomized response. Only \
          weeks that start after now are ever uploaded, one report a day. A later config that \
-         asks for more is not used until you confirm it. `clearcount status` lists every report \
+         asks for more is not used until you confirm it. `{} status` lists every report \
          sent, and keeps a copy of each.\n",
         scope.words(),
-        layout.reports().display()
+        layout.reports().display(),
+        super::invoked_as()
     )?;
     let eps = endpoints(layout, args)?;
     if eps.is_empty() {
@@ -263,8 +264,9 @@ fn confirm<'a, 'b>(
     if !io::stdin().is_terminal() {
         out.flush()?;
         eprintln!(
-            "clearcount: not changing consent without confirmation: stdin is not a terminal. \
-             Add --yes to confirm."
+            "{}: not changing consent without confirmation: stdin is not a terminal. \
+             Add --yes to confirm.",
+            super::invoked_as()
         );
         return Ok(None);
     }

@@ -180,16 +180,29 @@ pub enum TelemetryAction {
     },
     /// Reduce ended weeks to reports now and delete data older than the retention period.
     Clean,
-    /// Reduce ended weeks and upload the weeks that are due now (mode on only).
+    /// Reduce ended weeks and upload the weeks that are due now (mode on only), or with --now
+    /// the week in progress to a development server.
     ///
     /// In modes off and local nothing is sent and the network is not used. With --dry-run,
     /// prints exactly the JSON that would be sent for each week and why every other week is
     /// not sent; the week's random draw is made and kept, so a later upload sends exactly what
     /// the dry run printed.
+    ///
+    /// With --now, sends the report of the week in progress at once: for tool authors who
+    /// test their integration against a development server (`clearcount-server serve --dev`);
+    /// a real server refuses a week that has not ended. It needs your consent as always (mode
+    /// on for the program, which `TOOL telemetry on` gives), uses the verified config, samples
+    /// and randomizes as a weekly upload does, and includes the counts of the week so far,
+    /// also those recorded before you opted in this week. It leaves the week's own upload
+    /// alone and keeps a copy of what it sent (`weeks/WEEK.now.json` in the upload
+    /// directory). Exits 1 when nothing was accepted.
     Upload {
         /// Send nothing; print what would be sent and why.
         #[arg(long)]
         dry_run: bool,
+        /// Send the week in progress now, to a development server (see above).
+        #[arg(long, conflicts_with = "child")]
+        now: bool,
         /// Run as the detached upload child of a recording-only tool, which starts it at most
         /// once a day with its token's `DAY:NONCE`; not for people.
         #[arg(long, hide = true, value_name = "DAY:NONCE", requires_all = ["server", "log_key"], conflicts_with = "dry_run")]
@@ -212,7 +225,7 @@ pub enum TelemetryAction {
 /// Where the config log and server are: both options together, or neither.
 #[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args)]
 pub struct EndpointArgs {
-    /// The clearcount server URL (e.g. https://telemetry.example.org).
+    /// The clearcount server URL (e.g. `https://telemetry.example.org`).
     #[arg(long, value_name = "URL", requires = "log_key")]
     pub server: Option<String>,
     /// The config log's verifier key (name+hex(keyid)+base64(key)) to pin.
@@ -262,11 +275,40 @@ pub enum ConfigCommand {
     },
 }
 
+/// How the user types these commands here: `clearcount`, or in a host tool that called
+/// [`crate::start`], `TOOL telemetry` (TOOL: the name the tool was run by, else its program
+/// name), so that every hint names a command the user has.
+pub fn invoked_as() -> String {
+    let Some(program) = crate::runtime::host_program() else {
+        return "clearcount".to_string();
+    };
+    let exe = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace));
+    format!("{} telemetry", exe.as_deref().unwrap_or(program))
+}
+
 /// Runs a command against the default directory ([`crate::default_dir`]), printing to stdout
 /// and errors to stderr. Returns 0 on success, 1 on failure, 2 when confirmation is missing.
 pub fn run(cmd: TelemetryCommand) -> ExitCode {
     let Some(layout) = Layout::default_layout() else {
-        eprintln!("clearcount: no configuration directory; set CLEARCOUNT_DIR");
+        if crate::under_cargo_test() {
+            eprintln!(
+                "{}: running under cargo test (CARGO_BIN_EXE_* is set), where clearcount uses \
+                 no directory unless CLEARCOUNT_DIR names one (a temporary directory)",
+                invoked_as()
+            );
+        } else {
+            eprintln!(
+                "{}: no configuration directory; set CLEARCOUNT_DIR",
+                invoked_as()
+            );
+        }
         return ExitCode::FAILURE;
     };
     run_in(cmd, &layout)
@@ -280,7 +322,7 @@ pub fn run_in(cmd: TelemetryCommand, layout: &Layout) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let _ = out.flush();
-            eprintln!("clearcount: {e:#}");
+            eprintln!("{}: {e:#}", invoked_as());
             ExitCode::FAILURE
         }
     }
@@ -309,7 +351,10 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
         TelemetryAction::Export { week } => {
             let w = parse_week(&week)?;
             if w >= Week::current() {
-                bail!("week {w} is not over yet; `clearcount view --week {w}` shows it so far");
+                bail!(
+                    "week {w} is not over yet; `{} view --week {w}` shows it so far",
+                    invoked_as()
+                );
             }
             reduce_quietly(layout);
             match report::read_report(layout, w)? {
@@ -333,9 +378,12 @@ fn execute(cmd: TelemetryCommand, layout: &Layout, out: &mut dyn Write) -> Resul
             bail!("not an upload child: no token of today holds {marker}");
         }
         TelemetryAction::Upload {
-            dry_run, endpoint, ..
+            dry_run,
+            now,
+            endpoint,
+            ..
         } => {
-            return upload_now(layout, &endpoint, dry_run, out);
+            return upload_now(layout, &endpoint, dry_run, now, out);
         }
         TelemetryAction::Config(c) => return config_command(layout, c, out),
         TelemetryAction::Notify { state } => {
@@ -402,7 +450,7 @@ fn retention(layout: &Layout) -> u32 {
 fn reduce_quietly(layout: &Layout) {
     match report::reduce(layout, clock::now_unix(), retention(layout)) {
         Ok(_) | Err(ReportError::Busy) => {}
-        Err(e) => eprintln!("clearcount: weekly reduction: {e}"),
+        Err(e) => eprintln!("{}: weekly reduction: {e}", invoked_as()),
     }
 }
 
@@ -520,6 +568,7 @@ fn upload_now(
     layout: &Layout,
     args: &EndpointArgs,
     dry_run: bool,
+    week_in_progress: bool,
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
     // Off and local never reach the network, whatever the endpoint.
@@ -531,9 +580,14 @@ fn upload_now(
         writeln!(
             out,
             "No program is opted in: nothing is sent and the network is not used.\n\
-             Weekly reports stay on this machine (`clearcount view`)."
+             Weekly reports stay on this machine (`{} view`).",
+            invoked_as()
         )?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if week_in_progress {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let eps = endpoints(layout, args)?;
     if eps.is_empty() {
@@ -546,9 +600,14 @@ fn upload_now(
     let mut code = ExitCode::SUCCESS;
     for ep in &eps {
         writeln!(out, "== {} (log {})", ep.server, ep.origin())?;
-        let sum = upload_run::run(layout, ep, &opts, &HttpTransport::new());
+        let sum = if week_in_progress {
+            crate::upload::now::run_now(layout, ep, &opts, &HttpTransport::new())
+        } else {
+            upload_run::run(layout, ep, &opts, &HttpTransport::new())
+        };
         out.write_all(sum.render().as_bytes())?;
-        if sum.notes.iter().any(|n| n.contains("ALARM")) {
+        let nothing = week_in_progress && sum.sent.is_empty() && !dry_run;
+        if nothing || sum.notes.iter().any(|n| n.contains("ALARM")) {
             code = ExitCode::FAILURE;
         }
     }
@@ -640,10 +699,11 @@ fn config_command(layout: &Layout, cmd: ConfigCommand, out: &mut dyn Write) -> R
                     failed = true;
                     writeln!(
                         out,
-                        "ALARM standing (nothing is uploaded):\n{}\nClear it with `clearcount \
+                        "ALARM standing (nothing is uploaded):\n{}\nClear it with `{} \
                          config clear-alarm` (add --forget-checkpoint to trust the log's \
                          current state).",
-                        a.trim_end()
+                        a.trim_end(),
+                        invoked_as()
                     )?;
                 }
             }
@@ -747,7 +807,7 @@ fn view(layout: &Layout, week: Option<&str>, json: bool, out: &mut dyn Write) ->
     }
     out.write_all(s.as_bytes())?;
     for p in problems {
-        eprintln!("clearcount: skipped {p}");
+        eprintln!("{}: skipped {p}", invoked_as());
     }
     Ok(())
 }

@@ -26,7 +26,8 @@ pub(super) fn status(layout: &Layout, out: &mut dyn Write) -> Result<()> {
         }
         Err(e) => writeln!(
             s,
-            "mode: off (the mode file cannot be used: {e}; `clearcount local` or `on` replaces it)"
+            "mode: off (the mode file cannot be used: {e}; `{} local` or `on` replaces it)",
+            super::invoked_as()
         )?,
     }
     writeln!(s, "directory: {}", layout.root().display())?;
@@ -167,7 +168,8 @@ fn uploads(layout: &Layout, s: &mut String) -> Result<()> {
             writeln!(
                 s,
                 "  ALARM: the config log failed verification; nothing is uploaded until it is \
-                 cleared (`clearcount config verify`, then `clearcount config clear-alarm`):"
+                 cleared (`{me} config verify`, then `{me} config clear-alarm`):",
+                me = super::invoked_as()
             )?;
             for line in a.lines() {
                 writeln!(s, "    {line}")?;
@@ -186,7 +188,8 @@ fn uploads(layout: &Layout, s: &mut String) -> Result<()> {
         if let Some((i, _)) = st.cached_config() {
             writeln!(
                 s,
-                "  latest config verified: index {i} (`clearcount config show`)"
+                "  latest config verified: index {i} (`{} config show`)",
+                super::invoked_as()
             )?;
         }
         weeks(&st, s)?;
@@ -194,14 +197,11 @@ fn uploads(layout: &Layout, s: &mut String) -> Result<()> {
     let notify = mode::read(layout)
         .map(|m| m.notify_uploads)
         .unwrap_or(false);
+    let hint = format!("off (`{} notify on`)", super::invoked_as());
     writeln!(
         s,
         "upload notices on stderr: {}",
-        if notify {
-            "on"
-        } else {
-            "off (`clearcount notify on`)"
-        }
+        if notify { "on" } else { &hint }
     )?;
     Ok(())
 }

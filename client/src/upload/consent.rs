@@ -103,15 +103,49 @@ pub fn check(
     index: u64,
     config: &Config,
 ) -> Result<(), Refusal> {
-    if mode::effective(mf.setting_for(program).mode, ceiling) != Mode::On {
-        return Err(Refusal::NotOn);
-    }
-    let Some((consent, since)) = mf.consent_for(program) else {
-        return Err(Refusal::NoConsent);
-    };
+    let since = opted_in(mf, ceiling, program)?;
     if since >= week.start_unix() {
         return Err(Refusal::TooLate { since });
     }
+    covers(mf, program, state, index, config)
+}
+
+/// [`check`] without rule 1's "before the week started": for `clearcount upload --now`, which
+/// the user runs to send the week in progress at once (to a development server).
+pub fn check_now(
+    mf: &ModeFile,
+    ceiling: Mode,
+    program: &str,
+    state: &LogState,
+    index: u64,
+    config: &Config,
+) -> Result<(), Refusal> {
+    opted_in(mf, ceiling, program)?;
+    covers(mf, program, state, index, config)
+}
+
+/// When `program` was opted in, if it is in mode on with a consent.
+fn opted_in(mf: &ModeFile, ceiling: Mode, program: &str) -> Result<i64, Refusal> {
+    if mode::effective(mf.setting_for(program).mode, ceiling) != Mode::On {
+        return Err(Refusal::NotOn);
+    }
+    match mf.consent_for(program) {
+        Some((_, since)) => Ok(since),
+        None => Err(Refusal::NoConsent),
+    }
+}
+
+/// Rules 2 and 3: the consent of an opted-in `program` covers config `index` of `config`'s log.
+fn covers(
+    mf: &ModeFile,
+    program: &str,
+    state: &LogState,
+    index: u64,
+    config: &Config,
+) -> Result<(), Refusal> {
+    let Some((consent, _)) = mf.consent_for(program) else {
+        return Err(Refusal::NoConsent);
+    };
     if consent.origin != config.origin {
         return Err(Refusal::OtherLog {
             origin: consent.origin.clone(),

@@ -12,6 +12,8 @@
 //! - [`run`]: one upload run (reduce, decide each week, verify, build, send one report), used by
 //!   the child, by `clearcount upload`, and in-process by simulations with an explicit directory
 //!   and clock.
+//! - [`now`]: `clearcount upload --now`, the week in progress sent at once to a development
+//!   server, for tool authors testing their integration.
 //!
 //! Always, so that a recording-only tool can still hand its uploads on:
 //!
@@ -49,6 +51,8 @@
 pub mod build;
 #[cfg(feature = "upload")]
 pub mod consent;
+#[cfg(feature = "upload")]
+pub mod now;
 #[cfg(feature = "upload")]
 pub mod run;
 pub mod state;
@@ -350,8 +354,13 @@ fn print_notice(state: &LogState) {
         return;
     }
     let week = text.split_whitespace().next().unwrap_or("?");
+    // The host's own `telemetry` commands when it embeds them, else the `clearcount` command.
+    #[cfg(feature = "cli")]
+    let me = crate::cli::invoked_as();
+    #[cfg(not(feature = "cli"))]
+    let me = "clearcount";
     eprintln!(
-        "clearcount: uploaded the privatized report of week {week}; see exactly what was sent with `clearcount status` (notices: `clearcount notify off`)"
+        "{me}: uploaded the privatized report of week {week}; see exactly what was sent with `{me} status` (notices: `{me} notify off`)"
     );
 }
 

@@ -5,6 +5,7 @@
 //! simulations: everything it needs (directory, clock, environment ceiling, transport) is
 //! passed in.
 
+use crate::flock::FileLock;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -208,12 +209,16 @@ pub fn run(
         state: &state,
     };
     run.locked(&mf, &mut sum);
-    let _ = lock.unlock();
+    let _ = lock.unlock_file();
     sum
 }
 
 /// Reads mode and consent; `None` (with a note) when nothing may be sent.
-fn consent_now(layout: &Layout, opts: &RunOptions, sum: &mut RunSummary) -> Option<ModeFile> {
+pub(super) fn consent_now(
+    layout: &Layout,
+    opts: &RunOptions,
+    sum: &mut RunSummary,
+) -> Option<ModeFile> {
     let mf = match mode::read(layout) {
         Ok(m) => m,
         Err(e) => {
@@ -239,7 +244,7 @@ fn consent_now(layout: &Layout, opts: &RunOptions, sum: &mut RunSummary) -> Opti
 
 /// Takes the uploader's lock of the log (one uploader at a time), waiting at most
 /// [`LOCK_WAIT`] for the one running.
-fn uploader_lock(state: &LogState, sum: &mut RunSummary) -> Option<fs::File> {
+pub(super) fn uploader_lock(state: &LogState, sum: &mut RunSummary) -> Option<fs::File> {
     if let Err(e) = fs::create_dir_all(state.dir()) {
         sum.notes
             .push(format!("cannot create {}: {e}", state.dir().display()));
@@ -253,7 +258,7 @@ fn uploader_lock(state: &LogState, sum: &mut RunSummary) -> Option<fs::File> {
         }
     };
     let deadline = std::time::Instant::now() + LOCK_WAIT;
-    while lock.try_lock().is_err() {
+    while lock.try_lock_file().is_err() {
         if std::time::Instant::now() >= deadline {
             sum.notes
                 .push("another upload is still running: nothing done".to_string());

@@ -17,6 +17,7 @@
 //! | `weeks/WEEK.rejected.json` (+ `.why`) | refused by the server (4xx): never retried |
 //! | `weeks/WEEK.unsampled` | not sampled (`x >= sample_rate`): nothing is sent for that week |
 //! | `weeks/WEEK.withdrawn` | built, then consent was withdrawn or narrowed before it left: never sent |
+//! | `weeks/WEEK.now.json` | the last report of the week in progress sent early by `clearcount upload --now` (to a development server); the week's own upload is not affected |
 //!
 //! Every small file here is read with a cap and never through a symlink or from a FIFO; one
 //! that is not a regular file of sensible size is set aside (`NAME.set-aside-...`) and read as
@@ -244,6 +245,11 @@ impl LogState {
     /// Why the server refused `week`.
     pub fn rejected_why(&self, week: Week) -> PathBuf {
         self.week_file(week, "rejected.why")
+    }
+
+    /// The copy of the last report of `week` sent early by `clearcount upload --now`.
+    pub fn sent_now(&self, week: Week) -> PathBuf {
+        self.week_file(week, "now.json")
     }
 
     /// The marker of a week not sampled.

@@ -421,9 +421,7 @@ fn lint_counter(counter: &Counter, place: &str, today: NaiveDate, out: &mut Prob
             }
         }
     }
-    if let Some(e) = counter.epsilon
-        && !valid_epsilon(e)
-    {
+    if let Some(e) = counter.epsilon.filter(|&e| !valid_epsilon(e)) {
         out.push(
             key_place(place, "epsilon"),
             format!(

@@ -35,11 +35,13 @@
 //! ```
 
 mod consent;
+mod describe;
 mod diff;
 mod lint;
 mod schema;
 
 pub use consent::{Widening, widening};
+pub use describe::{Published, describe_markdown, describe_text};
 pub use diff::{Change, CounterView, NO_RR_MARKER, ProgramBudget, ReviewDiff, diff};
 pub use lint::{
     KNOWN_ARCH, KNOWN_OS, LintProblem, MAX_COUNTER_EPSILON, MAX_COUNTERS_PER_PROGRAM,

@@ -158,6 +158,12 @@ enum Command {
             value_delimiter = ','
         )]
         trusted_proxy: Vec<IpAddr>,
+        /// Run a local development server for tool authors: it also accepts reports of the
+        /// week in progress (sent with `clearcount upload --now`), so that you can see your
+        /// tool's first report at once, and says DEVELOPMENT SERVER on every page. Never for
+        /// real users: a real server takes only weeks that have ended.
+        #[arg(long, env = "CLEARCOUNT_DEV")]
+        dev: bool,
     },
     /// Recompute the aggregates of one week offline and write WEEK.json and WEEK.csv.
     Aggregate {
@@ -241,6 +247,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             upload_rate,
             upload_burst,
             trusted_proxy,
+            dev,
         } => {
             let secs = |s: u64| Duration::from_secs(s.max(1));
             let max_connections = max_connections
@@ -271,6 +278,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }),
                     trusted_proxies: trusted_proxy,
                 },
+                dev,
             };
             server::serve(opts, server::shutdown_signal()).await?;
         }

@@ -81,6 +81,25 @@ enum Command {
         #[arg(num_args = 2..=3, value_names = ["DIR|OLD", "A|NEW", "B"])]
         args: Vec<String>,
     },
+    /// Describe a config for the people whose tools obey it; with --markdown, the "What we
+    /// collect" section for the tool's README (program, counter, what, why, value sent,
+    /// epsilon, sample rate, and where the config is logged).
+    Describe {
+        /// The config file (TOML).
+        config: PathBuf,
+        /// Print Markdown, to paste into the README.
+        #[arg(long)]
+        markdown: bool,
+        /// The clearcount server's URL, to link its config review page, log and data.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// The log directory, to name the config's entry index in it.
+        #[arg(long, value_name = "DIR")]
+        log: Option<PathBuf>,
+        /// The command your users type, when it is not the program's name (`rg` for ripgrep).
+        #[arg(long, value_name = "NAME")]
+        command: Option<String>,
+    },
     /// Check a config against every rule; list every problem with its place.
     Lint {
         /// The config file (TOML).
@@ -150,6 +169,13 @@ fn main() -> std::process::ExitCode {
         } => log_cmds::prove(&dir, index, old_size),
         Command::Diff { args } => review_cmds::diff(&args),
         Command::Lint { config } => review_cmds::lint(&config),
+        Command::Describe {
+            config,
+            markdown,
+            server,
+            log,
+            command,
+        } => review_cmds::describe(&config, markdown, server, log.as_deref(), command),
         Command::Plan {
             labels,
             epsilon,

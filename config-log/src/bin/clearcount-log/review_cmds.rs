@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use clearcount_config_log::config::{Config, diff as review_diff, lint as lint_config};
+use clearcount_config_log::config::{
+    Config, Published, describe_markdown, describe_text, diff as review_diff, lint as lint_config,
+};
 use clearcount_config_log::store::LogStore;
 use clearcount_privacy::planner;
 
@@ -11,6 +13,47 @@ use clearcount_privacy::planner;
 fn read_config(path: &Path) -> Result<Config> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Config::parse(&bytes).with_context(|| format!("{} is not a valid config", path.display()))
+}
+
+/// `clearcount-log describe CONFIG [--markdown] [--server URL] [--log DIR]`.
+pub fn describe(
+    path: &Path,
+    markdown: bool,
+    server: Option<String>,
+    log: Option<&Path>,
+    command: Option<String>,
+) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config = Config::parse(&bytes)
+        .with_context(|| format!("{} is not a valid config", path.display()))?;
+    let index = match log {
+        None => None,
+        Some(dir) => {
+            let store = LogStore::open(dir)
+                .with_context(|| format!("cannot open the log in {}", dir.display()))?;
+            let found = (0..store.size())
+                .rev()
+                .find(|&i| store.entry(i).is_ok_and(|e| e == bytes));
+            Some(found.with_context(|| {
+                format!(
+                    "{} is not an entry of the log in {}",
+                    path.display(),
+                    dir.display()
+                )
+            })?)
+        }
+    };
+    if markdown {
+        let published = Published {
+            server,
+            index,
+            command,
+        };
+        print!("{}", describe_markdown(&config, &published));
+    } else {
+        print!("{}", describe_text(&config));
+    }
+    Ok(())
 }
 
 /// `clearcount-log diff OLD.toml NEW.toml` or `clearcount-log diff DIR A B`.

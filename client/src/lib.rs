@@ -24,17 +24,27 @@
 //! directory layout are described in [`mode`] and [`Layout`]. With default features off, this
 //! crate is the recording library alone: a tool built that way still uploads (when the user
 //! opted in) by handing the day's upload to the `clearcount` command, see [`upload`].
+//!
+//! The API for tool authors is what this documentation shows. A few more modules are public for
+//! clearcount's own command, tests and benchmarks (the counter file and its format, the clock,
+//! local reports, the upload's internals); they are hidden here and may change in any release.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Public for clearcount's own command, tests and benchmarks, not for tool authors: hidden from
+// the documentation and not covered by semver (see the crate documentation).
+#[doc(hidden)]
 pub mod clock;
 mod counter;
+#[doc(hidden)]
 pub mod file;
 mod flock;
+#[doc(hidden)]
 pub mod format;
 mod mapping;
 pub mod mode;
+#[doc(hidden)]
 pub mod report;
 mod runtime;
 mod support;
@@ -107,7 +117,7 @@ pub fn valid_version(v: &str) -> bool {
 /// | `local/.reduce.lock` | held by the one process reducing |
 /// | `reports/WEEK.json` | local weekly reports |
 /// | `debug.log` | problems clearcount met (it never prints), at most 256 KiB |
-/// | `upload/LOG/` | the uploader's state per config log (see [`upload::state`]) |
+/// | `upload/LOG/` | the uploader's state per config log (the upload's state) |
 /// | `NAME.set-aside-TIME-PID-N` | a symlink, FIFO, directory or oversized file found where one of the small files above belongs, moved out of the way (never followed, read whole or deleted) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {

@@ -1,23 +1,24 @@
 //! Verified config, privatized weekly reports and the detached upload child (mode `on` only).
 //!
-//! With the `upload` feature (a default feature):
+//! Its parts, internal to clearcount (public for its own command and tests, hidden from this
+//! documentation). With the `upload` feature (a default feature):
 //!
-//! - [`build`]: the upload report of a week, a pure function of the local report, the verified
+//! - `build`: the upload report of a week, a pure function of the local report, the verified
 //!   config and an RNG.
-//! - [`verify`]: fetching the latest config from the log and verifying it (signature,
+//! - `verify`: fetching the latest config from the log and verifying it (signature,
 //!   consistency with the remembered checkpoint, inclusion); failures that are evidence against
 //!   the log raise an alarm that blocks every upload until the user clears it.
-//! - [`consent`]: whether a program's report may be sent under a config: the user's consent for
+//! - `consent`: whether a program's report may be sent under a config: the user's consent for
 //!   that program, that log and that config.
-//! - [`run`]: one upload run (reduce, decide each week, verify, build, send one report), used by
+//! - `run`: one upload run (reduce, decide each week, verify, build, send one report), used by
 //!   the child, by `clearcount upload`, and in-process by simulations with an explicit directory
 //!   and clock.
-//! - [`now`]: `clearcount upload --now`, the week in progress sent at once to a development
+//! - `now`: `clearcount upload --now`, the week in progress sent at once to a development
 //!   server, for tool authors testing their integration.
 //!
 //! Always, so that a recording-only tool can still hand its uploads on:
 //!
-//! - [`state`]: the files kept per log under `<dir>/upload/`.
+//! - `state`: the files kept per log under `<dir>/upload/`.
 //! - The launch at start. The host tool's start function (with [`crate::Settings::upload`])
 //!   costs one `stat` of the day's token file on days when nothing is due. The first process of
 //!   a day creates the token (exclusively: of any number of processes starting at once, exactly
@@ -48,15 +49,21 @@
 //! `clearcount status`. Such a tool calls start before parsing its arguments (docs/integration.md).
 
 #[cfg(feature = "upload")]
+#[doc(hidden)]
 pub mod build;
 #[cfg(feature = "upload")]
+#[doc(hidden)]
 pub mod consent;
 #[cfg(feature = "upload")]
+#[doc(hidden)]
 pub mod now;
 #[cfg(feature = "upload")]
+#[doc(hidden)]
 pub mod run;
+#[doc(hidden)]
 pub mod state;
 #[cfg(feature = "upload")]
+#[doc(hidden)]
 pub mod verify;
 
 use std::fs;
@@ -70,6 +77,7 @@ use crate::clock;
 use crate::mode::{self, Mode, ModeFile};
 use crate::{Layout, support};
 
+#[doc(hidden)]
 pub use state::{Endpoint, LogState};
 
 /// The environment variable that marks the upload child. Its value names the day's token and

@@ -18,7 +18,7 @@ mod common;
 
 use clearcount_privacy::estimate::Estimator;
 use clearcount_privacy::rr::RandomizedResponse;
-use common::multinomial;
+use common::{exact_coverage, multinomial};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use statrs::distribution::{Binomial, Discrete};
@@ -58,18 +58,6 @@ fn rates(k: usize, epsilon: Option<f64>) -> (f64, f64) {
         let rr = RandomizedResponse::new(k, e).unwrap();
         (rr.p(), rr.q())
     })
-}
-
-/// The exact coverage of `f` by the interval of a label with response rate `lambda`.
-fn exact_coverage(est: &Estimator, n: u64, lambda: f64, f: f64) -> f64 {
-    let b = Binomial::new(lambda, n).unwrap();
-    (0..=n)
-        .filter(|&x| {
-            let i = est.interval(n, x).unwrap();
-            i.ci_low <= f && f <= i.ci_high
-        })
-        .map(|x| b.pmf(x))
-        .sum()
 }
 
 /// The least coverage of at least `floor` that any interval built from the count alone can

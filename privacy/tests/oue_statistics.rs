@@ -12,10 +12,9 @@ mod common;
 use clearcount_privacy::estimate::Estimator;
 use clearcount_privacy::oue::UnaryEncoding;
 use clearcount_privacy::rr::RandomizedResponse;
-use common::Categorical;
+use common::{Categorical, exact_coverage};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use statrs::distribution::{Binomial, Discrete};
 
 /// A dominant label, a long tail, and a label at 1%: 16 shares summing to 1.
 fn shares() -> Vec<f64> {
@@ -46,19 +45,6 @@ fn bits_have_the_stated_probabilities() {
             "bit {v}: {got} against {want}"
         );
     }
-}
-
-/// The exact coverage of share `f` by the interval of a label whose bit is 1 with rate
-/// `lambda`, over the binomial law of its count among `n` reports.
-fn exact_coverage(est: &Estimator, n: u64, lambda: f64, f: f64) -> f64 {
-    let b = Binomial::new(lambda, n).unwrap();
-    (0..=n)
-        .filter(|&x| {
-            let i = est.interval(n, x).unwrap();
-            i.ci_low <= f && f <= i.ci_high
-        })
-        .map(|x| b.pmf(x))
-        .sum()
 }
 
 #[test]

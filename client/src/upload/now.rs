@@ -87,12 +87,7 @@ impl Now<'_> {
             self.line(sum, why.into(), None);
             return;
         }
-        if let Some(alarm) = self.state.alarm() {
-            sum.notes.push(format!(
-                "ALARM: nothing is uploaded until it is cleared (`clearcount config verify`, \
-                 then `clearcount config clear-alarm`):\n{}",
-                alarm.trim_end()
-            ));
+        if run::alarmed(self.state, sum) {
             return;
         }
         let verified = {

@@ -213,6 +213,20 @@ pub fn run(
     sum
 }
 
+/// Whether the log raised an alarm, which blocks every upload until the user clears it (with a
+/// note that says how).
+pub(super) fn alarmed(state: &LogState, sum: &mut RunSummary) -> bool {
+    let Some(alarm) = state.alarm() else {
+        return false;
+    };
+    sum.notes.push(format!(
+        "ALARM: nothing is uploaded until it is cleared (`clearcount config verify`, then \
+         `clearcount config clear-alarm`):\n{}",
+        alarm.trim_end()
+    ));
+    true
+}
+
 /// Reads mode and consent; `None` (with a note) when nothing may be sent.
 pub(super) fn consent_now(
     layout: &Layout,
@@ -298,12 +312,7 @@ impl Run<'_> {
                 .push("nothing to send: the network is not used".to_string());
             return;
         }
-        if let Some(alarm) = self.state.alarm() {
-            sum.notes.push(format!(
-                "ALARM: nothing is uploaded until it is cleared (`clearcount config verify`, \
-                 then `clearcount config clear-alarm`):\n{}",
-                alarm.trim_end()
-            ));
+        if alarmed(self.state, sum) {
             return;
         }
         if !due.open.is_empty() && self.decide_open(&due.open, sum).is_none() {

@@ -1,8 +1,23 @@
 //! Helpers shared by the statistical tests.
 #![allow(dead_code)]
 
+use clearcount_privacy::estimate::Estimator;
 use clearcount_privacy::sampling::draw_x;
 use rand::Rng;
+use statrs::distribution::{Binomial, Discrete};
+
+/// The exact coverage of share `f` by the interval of a label whose count among `n` reports is
+/// Binomial(n, `lambda`): the sum of the probabilities of the counts whose interval holds `f`.
+pub fn exact_coverage(est: &Estimator, n: u64, lambda: f64, f: f64) -> f64 {
+    let b = Binomial::new(lambda, n).unwrap();
+    (0..=n)
+        .filter(|&x| {
+            let i = est.interval(n, x).unwrap();
+            i.ci_low <= f && f <= i.ci_high
+        })
+        .map(|x| b.pmf(x))
+        .sum()
+}
 
 /// Draws label indexes from a fixed distribution by inverting its cumulative sum.
 pub struct Categorical {

@@ -13,7 +13,6 @@
 
 use crate::flock::FileLock;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use crate::Layout;
 use crate::clock::Week;
@@ -112,6 +111,23 @@ impl Now<'_> {
         self.build_and_send(&local, &verified, sum);
     }
 
+    /// Whether the user's consent lets `program` be sent now under `verified`.
+    fn consent(
+        &self,
+        mf: &crate::mode::ModeFile,
+        program: &str,
+        verified: &VerifiedConfig,
+    ) -> Result<(), Refusal> {
+        consent::check_now(
+            mf,
+            self.opts.ceiling,
+            program,
+            self.state,
+            verified.index,
+            &verified.config,
+        )
+    }
+
     /// Why each program of `local` in the config may not be sent now (re-reading consent).
     fn refusals<'r>(
         &self,
@@ -125,16 +141,9 @@ impl Now<'_> {
                 .iter()
                 .filter(|p| verified.config.program(&p.name).is_some())
                 .filter_map(|p| {
-                    consent::check_now(
-                        &mf,
-                        self.opts.ceiling,
-                        &p.name,
-                        self.state,
-                        verified.index,
-                        &verified.config,
-                    )
-                    .err()
-                    .map(|r| (p.name.as_str(), r))
+                    self.consent(&mf, &p.name, verified)
+                        .err()
+                        .map(|r| (p.name.as_str(), r))
                 })
                 .collect(),
         )
@@ -155,15 +164,7 @@ impl Now<'_> {
         };
         let allowed = |p: &str| !refusals.contains_key(p);
         let built = build::build(local, &verified.config, verified.index, &allowed, &mut rng);
-        let mut why = String::new();
-        for (p, r) in &refusals {
-            let _ = write!(why, "\n    left out {p}: {r}");
-        }
-        for (name, version, os, arch, reason) in &built.skipped {
-            if !matches!(reason, build::Skipped::NotOptedIn) {
-                let _ = write!(why, "\n    left out {name} {version} {os}/{arch}: {reason}");
-            }
-        }
+        let why = run::left_out(&refusals, &built);
         match built.outcome {
             Outcome::Send(r) => self.send(&r, verified, &why, sum),
             Outcome::NotSampled { x, sample_rate } => self.line(
@@ -201,17 +202,10 @@ impl Now<'_> {
         }
         let _consent = ConsentLock::shared(self.layout);
         let still = crate::mode::read(self.layout).ok().is_some_and(|mf| {
-            report.programs.iter().all(|p| {
-                consent::check_now(
-                    &mf,
-                    self.opts.ceiling,
-                    &p.name,
-                    self.state,
-                    verified.index,
-                    &verified.config,
-                )
-                .is_ok()
-            })
+            report
+                .programs
+                .iter()
+                .all(|p| self.consent(&mf, &p.name, verified).is_ok())
         });
         if !still {
             self.line(sum, "not sent: consent changed before it left".into(), None);

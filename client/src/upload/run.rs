@@ -213,6 +213,25 @@ pub fn run(
     sum
 }
 
+/// The lines that say which programs a report leaves out and why: those whose consent does
+/// not cover the config (`refusals`), and those the build skipped for another reason than
+/// consent.
+pub(super) fn left_out(
+    refusals: &BTreeMap<&str, consent::Refusal>,
+    built: &build::Built,
+) -> String {
+    let mut why = String::new();
+    for (p, r) in refusals {
+        let _ = write!(why, "\n    left out {p}: {r}");
+    }
+    for (name, version, os, arch, reason) in &built.skipped {
+        if !matches!(reason, build::Skipped::NotOptedIn) {
+            let _ = write!(why, "\n    left out {name} {version} {os}/{arch}: {reason}");
+        }
+    }
+    why
+}
+
 /// Whether the log raised an alarm, which blocks every upload until the user clears it (with a
 /// note that says how).
 pub(super) fn alarmed(state: &LogState, sum: &mut RunSummary) -> bool {
@@ -483,15 +502,7 @@ impl Run<'_> {
             .collect();
         let allowed = |p: &str| !refusals.contains_key(p);
         let built = build::build(&local, &verified.config, verified.index, &allowed, &mut rng);
-        let mut why = String::new();
-        for (p, r) in &refusals {
-            let _ = write!(why, "\n    left out {p}: {r}");
-        }
-        for (name, version, os, arch, reason) in &built.skipped {
-            if !matches!(reason, build::Skipped::NotOptedIn) {
-                let _ = write!(why, "\n    left out {name} {version} {os}/{arch}: {reason}");
-            }
-        }
+        let why = left_out(&refusals, &built);
         let line = |why: String| WeekLine {
             week: w,
             why,

@@ -1,10 +1,12 @@
 //! Storing a batch of reports in one transaction, each report once per key.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
 
 use chrono::NaiveDate;
-use sqlx::pool::PoolConnection;
-use sqlx::{Postgres, QueryBuilder, Sqlite};
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, QueryBuilder};
 
 use super::{Db, Outcome, StoreError};
 use crate::validate::{Accepted, ProgramRow};
@@ -16,7 +18,8 @@ const GROUPS_UPSERT: &str = " ON CONFLICT (week, config_index, program, version,
 impl Db {
     /// Stores reports (each with its day of receipt) in one transaction, each unless its key
     /// is stored already (or earlier in `items`), and says what became of each; returns once
-    /// the transaction is durable.
+    /// the transaction is durable. With SQLite it opens a connection of its own and stores on
+    /// the calling thread (for tools and tests; the server's writer keeps its connection).
     pub async fn insert_batch(
         &self,
         items: &[(&Accepted, NaiveDate)],
@@ -26,121 +29,129 @@ impl Db {
         Ok(outcomes)
     }
 
-    /// [`Db::insert_batch`] on the SQLite connection in `held`, acquired into it if empty and
-    /// kept there for the next batch: a writer that keeps its connection keeps that
-    /// connection's page cache warm (the pool hands out its connections in turn, and a
-    /// connection whose cache is older than the last commit reads the changed pages back).
-    /// `held` is emptied after a failure. PostgreSQL uses the pool.
+    /// [`Db::insert_batch`] without waiting for the disk, on the SQLite writer in `held`,
+    /// opened into it if empty and kept there for the next batch (its statements stay
+    /// prepared and its page cache warm); `held` is emptied after a failure. PostgreSQL uses
+    /// the pool.
     pub(super) async fn insert_batch_on(
         &self,
-        held: &mut Option<PoolConnection<Sqlite>>,
+        held: &mut Option<SqliteWriter>,
         items: &[(&Accepted, NaiveDate)],
     ) -> Result<Vec<Outcome>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let firsts = first_of_each_key(items);
-        let keys: Vec<String> = firsts.keys().map(|k| k.to_string()).collect();
-        let stored: HashMap<String, String> = match self {
+        match self {
             Db::Sqlite(pool) => {
-                let conn = match held {
-                    Some(c) => c,
-                    None => held.insert(pool.acquire().await?),
+                let writer = match held {
+                    Some(w) => w,
+                    None => held.insert(SqliteWriter::open(pool.connect_options().get_filename())?),
                 };
-                // One round trip to the connection's worker thread for the whole transaction
-                // (under CPU contention every hop costs a wakeup). `BEGIN IMMEDIATE` and the
-                // single writer keep what the look-up found unchanged until the commit.
-                let candidates: Vec<(&Accepted, NaiveDate)> =
-                    firsts.values().map(|i| items[*i]).collect();
-                let result = sqlite_batch_query(&candidates)
-                    .build_query_as::<(String, String)>()
-                    .fetch_all(&mut **conn)
-                    .await
-                    .map(|rows| rows.into_iter().collect::<HashMap<String, String>>());
-                match result {
-                    Ok(stored) => stored,
-                    Err(e) => {
-                        // The transaction may still be open after a failed statement.
-                        let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
-                        *held = None;
-                        return Err(e.into());
-                    }
+                let result = writer.store(items);
+                if result.is_err() {
+                    *held = None;
+                }
+                Ok(result?)
+            }
+            Db::Postgres(pool) => insert_batch_postgres(pool, items).await,
+        }
+    }
+}
+
+/// The SQLite writer's own connection (rusqlite, not the pool's): it stores a batch with
+/// statements prepared once, on the writer's thread, with no hop to a connection worker
+/// thread (under load every wake-up of another thread costs).
+pub(super) struct SqliteWriter {
+    conn: rusqlite::Connection,
+}
+
+impl SqliteWriter {
+    /// Opens the database file the schema was created in, with the pool's settings.
+    pub(super) fn open(path: &Path) -> Result<SqliteWriter, rusqlite::Error> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.set_prepared_statement_cache_capacity(8);
+        Ok(SqliteWriter { conn })
+    }
+
+    /// Stores the first report of each key not stored yet and its groups, in one
+    /// `BEGIN IMMEDIATE` transaction: the single writer and the write lock keep what the
+    /// look-ups find unchanged until the commit. Returns after the commit, before any sync.
+    fn store(&mut self, items: &[(&Accepted, NaiveDate)]) -> Result<Vec<Outcome>, rusqlite::Error> {
+        let firsts = first_of_each_key(items);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut stored = HashMap::new();
+        let mut fresh = Vec::with_capacity(firsts.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO reports (key, day, body) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (key) DO NOTHING",
+            )?;
+            let mut lookup = tx.prepare_cached("SELECT body FROM reports WHERE key = ?1")?;
+            for (key, i) in &firsts {
+                let (a, day) = items[*i];
+                if insert.execute((key, day.to_string(), &a.canonical))? == 1 {
+                    fresh.push(items[*i]);
+                } else {
+                    let body: String = lookup.query_row([key], |row| row.get(0))?;
+                    stored.insert(key.to_string(), body);
                 }
             }
-            Db::Postgres(pool) => {
-                // A concurrent transaction that stores one of these keys first makes an insert
-                // here fail on the primary key; the writer then retries report by report, and
-                // the look-up finds it.
-                let mut tx = pool.begin().await?;
-                let stored: HashMap<String, String> =
-                    sqlx::query_as("SELECT key, body FROM reports WHERE key = ANY($1)")
-                        .bind(&keys)
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .collect();
-                let fresh = fresh_items(items, &firsts, &stored);
-                if !fresh.is_empty() {
-                    reports_query::<Postgres>(&fresh)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                    for mut q in group_queries::<Postgres>(&fresh) {
-                        q.build().execute(&mut *tx).await?;
-                    }
-                }
-                tx.commit().await?;
-                stored
+            let mut upsert = tx.prepare_cached(&format!(
+                "INSERT INTO week_groups (week, config_index, program, version, os, arch, \
+                 labels, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8){GROUPS_UPSERT}"
+            ))?;
+            for ((week, config_index, r), n) in group_counts(&fresh) {
+                upsert.execute((
+                    week.to_string(),
+                    config_index as i64,
+                    &r.program,
+                    &r.version,
+                    &r.os,
+                    &r.arch,
+                    &r.labels,
+                    n,
+                ))?;
             }
-        };
+        }
+        tx.commit()?;
         Ok(outcomes(items, &firsts, &stored))
     }
 }
 
-/// The whole SQLite batch as one multi-statement query, given the first report of each key:
-/// `BEGIN IMMEDIATE`; the look-up of the keys stored already (the query's only rows); the
-/// group counts of the reports not stored yet (counted by SQLite, before their rows exist);
-/// the report rows (`DO NOTHING` for those stored already); `COMMIT`. For reports of one program
-/// each the text depends on the batch size alone, so the connection's statement cache keeps it
-/// prepared. SQLite binds the anonymous parameters statement by statement, and each statement
-/// stays below the bind-parameter limit.
-fn sqlite_batch_query<'a>(candidates: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, Sqlite> {
-    let mut q: QueryBuilder<Sqlite> =
-        QueryBuilder::new("BEGIN IMMEDIATE; SELECT key, body FROM reports WHERE key IN (");
-    let mut keys = q.separated(", ");
-    for (a, _) in candidates {
-        keys.push_bind(a.key.clone());
+/// How long the SQLite writer waits for another connection's lock (a migration, a checkpoint).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A PostgreSQL batch in one transaction. A concurrent transaction that stores one of these
+/// keys first makes an insert here fail on the primary key; the writer then retries report by
+/// report, and the look-up finds it.
+async fn insert_batch_postgres(
+    pool: &PgPool,
+    items: &[(&Accepted, NaiveDate)],
+) -> Result<Vec<Outcome>, StoreError> {
+    let firsts = first_of_each_key(items);
+    let keys: Vec<String> = firsts.keys().map(|k| k.to_string()).collect();
+    let mut tx = pool.begin().await?;
+    let stored: HashMap<String, String> =
+        sqlx::query_as("SELECT key, body FROM reports WHERE key = ANY($1)")
+            .bind(&keys)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let fresh = fresh_items(items, &firsts, &stored);
+    if !fresh.is_empty() {
+        reports_query(&fresh).build().execute(&mut *tx).await?;
+        for mut q in group_queries(&fresh) {
+            q.build().execute(&mut *tx).await?;
+        }
     }
-    q.push("); ");
-    let rows: Vec<(&Accepted, &ProgramRow)> = candidates
-        .iter()
-        .flat_map(|(a, _)| a.rows.iter().map(move |r| (*a, r)))
-        .collect();
-    for chunk in rows.chunks(GROUP_CHUNK) {
-        q.push(
-            "INSERT INTO week_groups (week, config_index, program, version, os, arch, labels, n) \
-             SELECT column2, column3, column4, column5, column6, column7, column8, COUNT(*) FROM (",
-        );
-        q.push_values(chunk, |mut b, (a, r)| {
-            b.push_bind(a.key.clone())
-                .push_bind(a.week.to_string())
-                .push_bind(a.config_index as i64)
-                .push_bind(r.program.clone())
-                .push_bind(r.version.clone())
-                .push_bind(r.os.clone())
-                .push_bind(r.arch.clone())
-                .push_bind(r.labels.clone());
-        });
-        q.push(
-            ") AS g WHERE NOT EXISTS (SELECT 1 FROM reports WHERE reports.key = g.column1) \
-             GROUP BY column2, column3, column4, column5, column6, column7, column8",
-        );
-        q.push(GROUPS_UPSERT);
-        q.push("; ");
-    }
-    push_reports(&mut q, candidates);
-    q.push(" ON CONFLICT (key) DO NOTHING; COMMIT");
-    q
+    tx.commit().await?;
+    Ok(outcomes(items, &firsts, &stored))
 }
 
 /// The position of the first item of each key: only those may be stored.
@@ -191,21 +202,9 @@ fn outcomes(
         })
         .collect()
 }
+
 /// Groups a statement: 8 binds a group, well below bind-parameter limits.
 pub(super) const GROUP_CHUNK: usize = 1024;
-
-fn push_reports<'a, DB>(q: &mut QueryBuilder<'a, DB>, items: &[(&Accepted, NaiveDate)])
-where
-    DB: sqlx::Database,
-    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    q.push("INSERT INTO reports (key, day, body) ");
-    q.push_values(items, |mut b, (a, day)| {
-        b.push_bind(a.key.clone())
-            .push_bind(day.to_string())
-            .push_bind(a.canonical.clone());
-    });
-}
 
 /// The grouping key of one program of a report.
 type GroupKey<'b> = (NaiveDate, u64, &'b ProgramRow);
@@ -222,48 +221,37 @@ fn group_counts<'b>(items: &[(&'b Accepted, NaiveDate)]) -> Vec<(GroupKey<'b>, i
     counts.into_iter().collect()
 }
 
-fn push_groups<'a, DB>(q: &mut QueryBuilder<'a, DB>, chunk: &[(GroupKey<'_>, i64)])
-where
-    DB: sqlx::Database,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    q.push("INSERT INTO week_groups (week, config_index, program, version, os, arch, labels, n) ");
-    q.push_values(chunk, |mut b, ((week, config_index, r), n)| {
-        b.push_bind(week.to_string())
-            .push_bind(*config_index as i64)
-            .push_bind(r.program.clone())
-            .push_bind(r.version.clone())
-            .push_bind(r.os.clone())
-            .push_bind(r.arch.clone())
-            .push_bind(r.labels.clone())
-            .push_bind(*n);
+/// The report rows as one PostgreSQL insert.
+fn reports_query<'a>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, Postgres> {
+    let mut q = QueryBuilder::new("INSERT INTO reports (key, day, body) ");
+    q.push_values(items, |mut b, (a, day)| {
+        b.push_bind(a.key.clone())
+            .push_bind(day.to_string())
+            .push_bind(a.canonical.clone());
     });
-    q.push(GROUPS_UPSERT);
-}
-
-fn reports_query<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> QueryBuilder<'a, DB>
-where
-    DB: sqlx::Database,
-    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    let mut q: QueryBuilder<DB> = QueryBuilder::new("");
-    push_reports(&mut q, items);
     q
 }
 
-/// Group upserts, one query per [`GROUP_CHUNK`] groups.
-fn group_queries<'a, DB>(items: &[(&Accepted, NaiveDate)]) -> Vec<QueryBuilder<'a, DB>>
-where
-    DB: sqlx::Database,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
+/// PostgreSQL group upserts, one query per [`GROUP_CHUNK`] groups.
+fn group_queries<'a>(items: &[(&Accepted, NaiveDate)]) -> Vec<QueryBuilder<'a, Postgres>> {
     group_counts(items)
         .chunks(GROUP_CHUNK)
         .map(|chunk| {
-            let mut q: QueryBuilder<DB> = QueryBuilder::new("");
-            push_groups(&mut q, chunk);
+            let mut q = QueryBuilder::new(
+                "INSERT INTO week_groups (week, config_index, program, version, os, arch, \
+                 labels, n) ",
+            );
+            q.push_values(chunk, |mut b, ((week, config_index, r), n)| {
+                b.push_bind(week.to_string())
+                    .push_bind(*config_index as i64)
+                    .push_bind(r.program.clone())
+                    .push_bind(r.version.clone())
+                    .push_bind(r.os.clone())
+                    .push_bind(r.arch.clone())
+                    .push_bind(r.labels.clone())
+                    .push_bind(*n);
+            });
+            q.push(GROUPS_UPSERT);
             q
         })
         .collect()

@@ -13,7 +13,9 @@
 //!
 //! Writes go through [`Store::insert`], which hands the report to writer tasks; a writer takes
 //! every report waiting (up to [`MAX_BATCH`]) and stores them in one transaction, then answers
-//! each caller. A caller is told `Ok` only once the commit is durable: PostgreSQL with its
+//! each caller. The SQLite writer stores on a connection of its own, opened with rusqlite on
+//! its thread, with its statements prepared once (the pool's connections each run on a worker
+//! thread of their own, one more thread hop a batch); the pool serves reads. A caller is told `Ok` only once the commit is durable: PostgreSQL with its
 //! default `synchronous_commit` syncs in the commit; SQLite (WAL mode, `synchronous=NORMAL`)
 //! commits without waiting for the disk, and the caller is answered after a sync of the
 //! write-ahead log that began after the commit ([`Db::sync_wal`]), so that the writer commits
@@ -59,6 +61,9 @@ pub enum StoreError {
     /// The database said no.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// SQLite said no to the writer's own connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The writer is gone (the server is shutting down).
     #[error("the storage writer has stopped")]
     WriterGone,

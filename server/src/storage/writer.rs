@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
+use super::batch::SqliteWriter;
 use super::{CHECKPOINT_DELAY, Db, MAX_BATCH, Outcome, StoreError};
 use crate::validate::Accepted;
 
@@ -257,7 +258,7 @@ async fn writer(
 /// Stores `batch` (emptying it) and says what to tell each caller.
 async fn store_batch(
     db: &Db,
-    held: &mut Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
+    held: &mut Option<SqliteWriter>,
     batch: &mut Vec<Pending>,
 ) -> Vec<Answer> {
     let items: Vec<(&Accepted, NaiveDate)> = batch.iter().map(|p| (&p.report, p.day)).collect();

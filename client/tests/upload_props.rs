@@ -49,6 +49,7 @@ fn counter() -> impl Strategy<Value = Counter> {
                 buckets: count.then_some(b),
                 labels: (!count).then(|| labels.iter().map(|s| s.to_string()).collect()),
                 epsilon,
+                mechanism: None,
                 description: "d".into(),
                 rationale: "r".into(),
                 owner: "o@example.org".into(),

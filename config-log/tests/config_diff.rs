@@ -50,6 +50,7 @@ fn counter(name: &str, epsilon: Option<f64>) -> Counter {
         buckets: Some(vec![0, 1, 2]),
         labels: None,
         epsilon,
+        mechanism: None,
         description: format!("{name} description"),
         rationale: format!("{name} rationale"),
         owner: "o@example.org".into(),

@@ -429,6 +429,7 @@ fn cases() -> Vec<Case> {
                     .map(|i| Counter {
                         name: format!("c{i}"),
                         epsilon: None,
+                        mechanism: None,
                         ..template.clone()
                     })
                     .collect();
@@ -788,11 +789,13 @@ fn epsilon_sum_allows_rounding_and_counters_without_epsilon() {
         .map(|i| Counter {
             name: format!("c{i}"),
             epsilon: Some(0.4),
+            mechanism: None,
             ..template.clone()
         })
         .chain((10..20).map(|i| Counter {
             name: format!("c{i}"),
             epsilon: None,
+            mechanism: None,
             ..template.clone()
         }))
         .collect();

@@ -116,6 +116,8 @@ pub struct CounterView {
     pub report_labels: Vec<String>,
     /// The epsilon; `None` means no randomized response.
     pub epsilon: Option<f64>,
+    /// The privacy mechanism: `none`, `krr` or `oue`.
+    pub mechanism: String,
     /// What is counted.
     pub description: String,
     /// Why it is needed.
@@ -136,6 +138,7 @@ impl CounterView {
             kind: kind_name(counter.kind).to_string(),
             report_labels: counter.report_labels(),
             epsilon: counter.epsilon,
+            mechanism: counter.privacy_mechanism().as_str().to_string(),
             description: counter.description.clone(),
             rationale: counter.rationale.clone(),
             owner: counter.owner.clone(),
@@ -521,6 +524,10 @@ fn fields(counter: &Counter) -> Vec<(&'static str, String)> {
                 .epsilon
                 .map(fmt_num)
                 .unwrap_or_else(|| "none".into()),
+        ),
+        (
+            "mechanism",
+            counter.privacy_mechanism().as_str().to_string(),
         ),
         ("description", text(&counter.description)),
         ("rationale", text(&counter.rationale)),

@@ -167,6 +167,70 @@ pub fn lint(config: &Config, today: NaiveDate) -> Vec<LintProblem> {
     out.0
 }
 
+/// Advice that does not stop publication: each counter that uses k-ary randomized response
+/// where optimized unary encoding would need fewer reports for the same accuracy
+/// (`k > 3e^ε + 2`, DESIGN.md section 2), with the factor of reports it costs.
+///
+/// ```
+/// use clearcount_config_log::config::{Config, warnings};
+///
+/// let config = Config::parse(br#"
+/// origin = "telemetry.example.org/config"
+/// sample_rate = 1.0
+/// max_epsilon = 4.0
+/// os = ["linux"]
+/// arch = ["x86_64"]
+/// [[program]]
+/// name = "tool"
+/// versions = ">=1.0.0"
+/// [[program.counter]]
+/// name = "command"
+/// kind = "category"
+/// labels = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o"]
+/// epsilon = 1.0
+/// description = "d"
+/// rationale = "r"
+/// owner = "o"
+/// link = "https://example.org/1"
+/// expires = "2099-01-01"
+/// "#)?;
+/// let advice: Vec<String> = warnings(&config).iter().map(|w| w.to_string()).collect();
+/// assert_eq!(advice, [
+///     "program \"tool\" counter \"command\" key \"mechanism\": k-ary randomized response needs 1.5 \
+///      times the reports of mechanism = \"oue\" for the same accuracy (16 labels, epsilon 1)",
+/// ]);
+/// # Ok::<(), clearcount_config_log::config::ConfigError>(())
+/// ```
+pub fn warnings(config: &Config) -> Vec<LintProblem> {
+    let mut out = Problems::default();
+    for (i, program) in config.programs.iter().enumerate() {
+        let place = item_place("program", &program.name, i, "");
+        for (j, counter) in program.counters.iter().enumerate() {
+            let Some(epsilon) = counter.epsilon.filter(|&e| valid_epsilon(e)) else {
+                continue;
+            };
+            if counter.privacy_mechanism() != clearcount_privacy::estimate::Mechanism::Krr {
+                continue;
+            }
+            let k = counter.report_labels().len();
+            let factor = clearcount_privacy::oue::krr_report_factor(k, epsilon);
+            if factor > 1.0 {
+                out.push(
+                    key_place(
+                        &item_place("counter", &counter.name, j, &place),
+                        "mechanism",
+                    ),
+                    format!(
+                        "k-ary randomized response needs {factor:.1} times the reports of \
+                         mechanism = \"oue\" for the same accuracy ({k} labels, epsilon {epsilon})"
+                    ),
+                );
+            }
+        }
+    }
+    out.0
+}
+
 #[derive(Default)]
 struct Problems(Vec<LintProblem>);
 
@@ -427,6 +491,12 @@ fn lint_counter(counter: &Counter, place: &str, today: NaiveDate, out: &mut Prob
             format!(
                 "must be more than 0 and at most {MAX_COUNTER_EPSILON} (or absent for no randomized response), not {e}"
             ),
+        );
+    }
+    if counter.mechanism.is_some() && counter.epsilon.is_none() {
+        out.push(
+            key_place(place, "mechanism"),
+            "a mechanism needs an epsilon (without one the counter has no randomized response)",
         );
     }
     for (key, value) in [

@@ -45,7 +45,7 @@ pub use describe::{Published, describe_markdown, describe_text};
 pub use diff::{Change, CounterView, NO_RR_MARKER, ProgramBudget, ReviewDiff, diff};
 pub use lint::{
     KNOWN_ARCH, KNOWN_OS, LintProblem, MAX_COUNTER_EPSILON, MAX_COUNTERS_PER_PROGRAM,
-    MAX_EXACT_VERSIONS, MAX_LABELS_PER_COUNTER, lint,
+    MAX_EXACT_VERSIONS, MAX_LABELS_PER_COUNTER, lint, warnings,
 };
 pub use schema::*;
 

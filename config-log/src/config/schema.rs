@@ -157,6 +157,16 @@ pub enum CounterKind {
     Category,
 }
 
+/// How a counter with `epsilon` randomizes its value (DESIGN.md sections 2 and 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RrMechanism {
+    /// k-ary randomized response: the report carries one label (`"krr"`, the default).
+    Krr,
+    /// Optimized unary encoding: the report carries one bit a label (`"oue"`).
+    Oue,
+}
+
 /// One counter: its kind, its labels, its privacy parameter and its justification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,9 +181,13 @@ pub struct Counter {
     /// For `category`: distinct labels (`none` is implicit and reserved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
-    /// k-ary randomized response parameter; `None` means no randomized response.
+    /// Randomized response parameter; `None` means no randomized response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epsilon: Option<f64>,
+    /// How a counter with `epsilon` randomizes its value; absent means k-ary randomized
+    /// response (contract version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<RrMechanism>,
     /// What is counted.
     pub description: String,
     /// Why it is needed: the question it answers.
@@ -206,6 +220,17 @@ impl Counter {
                 .cloned()
                 .chain(std::iter::once(NONE_LABEL.to_string()))
                 .collect(),
+        }
+    }
+
+    /// The privacy mechanism of its reports: none without `epsilon`, else `mechanism` (k-ary
+    /// randomized response when absent).
+    pub fn privacy_mechanism(&self) -> clearcount_privacy::estimate::Mechanism {
+        use clearcount_privacy::estimate::Mechanism;
+        match (self.epsilon, self.mechanism) {
+            (None, _) => Mechanism::None,
+            (Some(_), None | Some(RrMechanism::Krr)) => Mechanism::Krr,
+            (Some(_), Some(RrMechanism::Oue)) => Mechanism::Oue,
         }
     }
 

@@ -93,6 +93,9 @@ pub fn lint(config: &Path) -> Result<()> {
     let parsed = read_config(config)?;
     let today = chrono::Utc::now().date_naive();
     let problems = lint_config(&parsed, today);
+    for advice in clearcount_config_log::config::warnings(&parsed) {
+        println!("warning: {advice}");
+    }
     if problems.is_empty() {
         let counters: usize = parsed.programs.iter().map(|p| p.counters.len()).sum();
         println!(

@@ -7,6 +7,8 @@ use chrono::{Days, NaiveDate};
 use clearcount_config_log::config::{
     Config, Counter as ConfigCounter, CounterKind, NONE_LABEL, Versions,
 };
+use clearcount_privacy::estimate::Mechanism;
+use clearcount_privacy::oue::UnaryEncoding;
 use clearcount_privacy::rr::RandomizedResponse;
 use clearcount_privacy::sampling;
 use rand::Rng;
@@ -147,7 +149,8 @@ pub struct Built {
 /// exactly once: `count` as the bucket of the weekly total, `category` as the week's most used
 /// label (`none` if never recorded; labels the config does not know count as `other` when the
 /// config has it, and are ignored otherwise; ties go to the label listed first); each label then
-/// goes through k-ary randomized response with the counter's epsilon. `x` is drawn once, and the
+/// goes through the counter's mechanism with its epsilon: k-ary randomized response (the value
+/// is a label), or optimized unary encoding (the value is one `0`/`1` a label). `x` is drawn once, and the
 /// report exists only when `x < sample_rate`.
 ///
 /// ```
@@ -400,13 +403,20 @@ fn report_label<R: Rng + ?Sized>(
 ) -> Result<String, String> {
     let label = true_label(c, totals)?;
     let labels = c.report_labels();
-    match c.epsilon {
-        None => Ok(label),
-        Some(eps) => {
-            let i = labels
-                .iter()
-                .position(|l| *l == label)
-                .ok_or("label not in the label set")?;
+    let (Some(eps), mechanism) = (c.epsilon, c.privacy_mechanism()) else {
+        return Ok(label);
+    };
+    let i = labels
+        .iter()
+        .position(|l| *l == label)
+        .ok_or("label not in the label set")?;
+    match mechanism {
+        Mechanism::Oue => {
+            let oue = UnaryEncoding::new(labels.len(), eps).map_err(|e| e.to_string())?;
+            let bits = oue.randomize(i, rng).map_err(|e| e.to_string())?;
+            Ok(UnaryEncoding::to_text(&bits))
+        }
+        Mechanism::Krr | Mechanism::None => {
             let rr = RandomizedResponse::new(labels.len(), eps).map_err(|e| e.to_string())?;
             let j = rr.randomize(i, rng).map_err(|e| e.to_string())?;
             labels
@@ -467,8 +477,8 @@ pub fn check_report(report: &UploadReport, config: &Config) -> Result<(), String
                 .counters
                 .get(&c.name)
                 .ok_or_else(|| format!("counter {} missing", c.name))?;
-            if !c.report_labels().contains(label) {
-                return Err(format!("counter {}: label {label} not allowed", c.name));
+            if !c.allows_value(label) {
+                return Err(format!("counter {}: value {label} not allowed", c.name));
             }
         }
     }
@@ -656,5 +666,55 @@ expires = "2026-11-18"
         let got = kept as f64 / n as f64;
         // 5 standard deviations.
         assert!((got - p).abs() < 5.0 * sd, "kept {got}, p {p}");
+    }
+
+    #[test]
+    fn unary_encoding_sends_one_bit_a_label() {
+        // epsilon 1 over 4 buckets with OUE: the true bucket's bit is 1 at rate 1/2, every other
+        // bit at q = 1 / (e + 1) = 0.2689.
+        let config = Config::parse(
+            CONFIG
+                .replace(
+                    "buckets = [0, 1, 10, 100]\n",
+                    "buckets = [0, 1, 10, 100]\nepsilon = 1.0\nmechanism = \"oue\"\n",
+                )
+                .as_bytes(),
+        )
+        .unwrap();
+        let l = local(
+            r#"{"format":1,"week":"2026-11-16","programs":[
+            {"name":"rg","version":"14.1.0","os":"linux","arch":"x86_64","counters":{"invocations":50}}]}"#,
+        );
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let n = 20_000;
+        let mut ones = [0u32; 4];
+        for _ in 0..n {
+            let r = send(build(&l, &config, 0, &|_| true, &mut rng));
+            check_report(&r, &config).unwrap();
+            let bits = r.programs[0].counters["invocations"].as_bytes().to_vec();
+            assert_eq!(bits.len(), 4);
+            for (one, b) in ones.iter_mut().zip(bits) {
+                *one += u32::from(b == b'1');
+            }
+        }
+        let q = 1.0 / (1f64.exp() + 1.0);
+        for (i, one) in ones.iter().enumerate() {
+            let rate = if i == 2 { 0.5 } else { q };
+            let sd = (rate * (1.0 - rate) / n as f64).sqrt();
+            let got = f64::from(*one) / n as f64;
+            // 5 standard deviations.
+            assert!(
+                (got - rate).abs() < 5.0 * sd,
+                "bit {i}: {got} against {rate}"
+            );
+        }
+        let mut wrong = send(build(&l, &config, 0, &|_| true, &mut rng));
+        wrong.programs[0]
+            .counters
+            .insert("invocations".into(), "10".into());
+        assert!(
+            check_report(&wrong, &config).is_err(),
+            "a label where bits belong"
+        );
     }
 }

@@ -234,6 +234,18 @@ impl Counter {
         }
     }
 
+    /// Whether `value` may be a report's value of this counter: one of
+    /// [`Counter::report_labels`], or with `mechanism = "oue"` one `0` or `1` a label.
+    pub fn allows_value(&self, value: &str) -> bool {
+        match self.privacy_mechanism() {
+            clearcount_privacy::estimate::Mechanism::Oue => {
+                let k = self.report_labels().len();
+                clearcount_privacy::oue::UnaryEncoding::parse(value, k).is_some()
+            }
+            _ => self.report_labels().iter().any(|l| l == value),
+        }
+    }
+
     /// Whether the counter may still be reported on `day` (it expires after its `expires` day).
     pub fn is_live_on(&self, day: NaiveDate) -> bool {
         day <= self.expires

@@ -67,6 +67,13 @@ impl Mechanism {
             Mechanism::Oue => "oue",
         }
     }
+
+    /// The mechanism of a name written by [`Mechanism::as_str`].
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        [Mechanism::None, Mechanism::Krr, Mechanism::Oue]
+            .into_iter()
+            .find(|m| m.as_str() == name)
+    }
 }
 
 /// The interval and unbiased estimate of one label, from its own count alone.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::configs::ConfigLog;
 use crate::storage::GroupRow;
-use crate::validate::decode_labels;
+use crate::validate::{Slot, decode_labels};
 
 /// The confidence level of the dashboard's intervals, and of downloads unless asked otherwise.
 pub const CONFIDENCE: f64 = 0.95;
@@ -80,7 +80,8 @@ pub struct CounterAggregate {
     pub counter: String,
     /// `count` or `category`.
     pub kind: String,
-    /// The privacy mechanism: `krr` (k-ary randomized response) or `none`.
+    /// The privacy mechanism: `krr` (k-ary randomized response), `oue` (optimized unary
+    /// encoding) or `none`.
     pub mechanism: String,
     /// Randomized-response epsilon (`null`: none).
     pub epsilon: Option<f64>,
@@ -154,7 +155,10 @@ pub fn keep_top(counts: BTreeMap<String, u64>, keep: usize) -> BTreeMap<String, 
 #[derive(Default)]
 struct Acc {
     reports: u64,
+    /// Per counter and label: the reports carrying the label (its bit, for OUE).
     counts: Vec<Vec<u64>>,
+    /// Per counter: the reports carrying it.
+    counter_reports: Vec<u64>,
     versions: BTreeMap<String, u64>,
     os: BTreeMap<String, u64>,
     arch: BTreeMap<String, u64>,
@@ -181,16 +185,11 @@ pub fn compute(
             skipped += g.count;
             continue;
         };
-        let Some(labels) = decode_labels(&g.labels).filter(|l| l.len() == def.counters.len())
-        else {
+        let Some(slots) = decode_labels(&g.labels).filter(|l| l.len() == def.counters.len()) else {
             skipped += g.count;
             continue;
         };
-        if labels
-            .iter()
-            .zip(&def.counters)
-            .any(|(l, c)| l.is_some_and(|i| usize::from(i) >= c.labels.len()))
-        {
+        if !slots.iter().zip(&def.counters).all(|(s, c)| c.fits(s)) {
             skipped += g.count;
             continue;
         }
@@ -202,13 +201,21 @@ pub fn compute(
                     .iter()
                     .map(|c| vec![0; c.labels.len()])
                     .collect(),
+                counter_reports: vec![0; def.counters.len()],
                 ..Acc::default()
             });
         acc.reports += g.count;
-        for (ci, l) in labels.iter().enumerate() {
-            if let Some(i) = l {
-                acc.counts[ci][usize::from(*i)] += g.count;
+        for (ci, slot) in slots.iter().enumerate() {
+            match slot {
+                Slot::Absent => continue,
+                Slot::Label(i) => acc.counts[ci][usize::from(*i)] += g.count,
+                Slot::Bits(bits) => {
+                    for (count, _) in acc.counts[ci].iter_mut().zip(bits).filter(|(_, b)| **b) {
+                        *count += g.count;
+                    }
+                }
             }
+            acc.counter_reports[ci] += g.count;
         }
         *acc.versions.entry(g.version.clone()).or_default() += g.count;
         *acc.os.entry(g.os.clone()).or_default() += g.count;
@@ -229,13 +236,19 @@ pub fn compute(
         let counters = def
             .counters
             .iter()
-            .zip(&acc.counts)
-            .map(|(c, counts)| {
+            .zip(acc.counts.iter().zip(&acc.counter_reports))
+            .map(|(c, (counts, &reports))| {
                 let kind = match c.kind {
                     CounterKind::Count => "count",
                     CounterKind::Category => "category",
                 };
-                counter_aggregate(&c.name, kind, c.epsilon, &c.labels, counts, confidence)
+                let measure = Measure {
+                    mechanism: c.mechanism,
+                    epsilon: c.epsilon,
+                };
+                measured_aggregate(
+                    &c.name, kind, measure, &c.labels, counts, reports, confidence,
+                )
             })
             .collect();
         programs.push(ProgramAggregate {
@@ -255,8 +268,17 @@ pub fn compute(
     }
 }
 
-/// One counter's aggregate from its label counts (in label order), with intervals at
-/// `confidence`.
+/// How a counter's reports were randomized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measure {
+    /// None, k-ary randomized response or optimized unary encoding.
+    pub mechanism: Mechanism,
+    /// The epsilon (`None` without randomized response).
+    pub epsilon: Option<f64>,
+}
+
+/// One counter's aggregate from its label counts (in label order) under k-ary randomized
+/// response with `epsilon`, or none without, with intervals at `confidence`.
 pub fn counter_aggregate(
     name: &str,
     kind: &str,
@@ -265,16 +287,33 @@ pub fn counter_aggregate(
     counts: &[u64],
     confidence: f64,
 ) -> CounterAggregate {
-    let reports: u64 = counts.iter().sum();
-    // The config's `mechanism` field (contract version 2) arrives with issue 19; until then a
-    // counter with epsilon uses k-ary randomized response.
     let mechanism = match epsilon {
         Some(_) => Mechanism::Krr,
         None => Mechanism::None,
     };
-    let estimates = Estimator::new(labels.len(), epsilon, confidence)
-        .and_then(|e| e.estimate_counts(counts))
-        .ok();
+    let measure = Measure { mechanism, epsilon };
+    let reports = counts.iter().sum();
+    measured_aggregate(name, kind, measure, labels, counts, reports, confidence)
+}
+
+/// One counter's aggregate from `reports` reports and, per label, the reports carrying it (for
+/// OUE, its bit: several a report), with intervals at `confidence`.
+pub fn measured_aggregate(
+    name: &str,
+    kind: &str,
+    measure: Measure,
+    labels: &[String],
+    counts: &[u64],
+    reports: u64,
+    confidence: f64,
+) -> CounterAggregate {
+    let estimates = match (measure.mechanism, measure.epsilon) {
+        (Mechanism::Oue, Some(eps)) => Estimator::oue(labels.len(), eps, confidence)
+            .and_then(|e| e.estimate_bits(reports, counts)),
+        (_, epsilon) => Estimator::new(labels.len(), epsilon, confidence)
+            .and_then(|e| e.estimate_counts(counts)),
+    }
+    .ok();
     let labels = labels
         .iter()
         .enumerate()
@@ -295,8 +334,8 @@ pub fn counter_aggregate(
     CounterAggregate {
         counter: name.to_string(),
         kind: kind.to_string(),
-        mechanism: mechanism.as_str().to_string(),
-        epsilon,
+        mechanism: measure.mechanism.as_str().to_string(),
+        epsilon: measure.epsilon,
         reports,
         labels,
     }
@@ -331,12 +370,19 @@ pub fn pool(parts: &[&CounterAggregate], confidence: f64) -> Option<CounterAggre
         }
     }
     let labels: Vec<String> = first.labels.iter().map(|l| l.label.clone()).collect();
-    Some(counter_aggregate(
+    let mechanism =
+        serde_json::from_value(serde_json::Value::from(first.mechanism.as_str())).ok()?;
+    let measure = Measure {
+        mechanism,
+        epsilon: first.epsilon,
+    };
+    Some(measured_aggregate(
         &first.counter,
         &first.kind,
-        first.epsilon,
+        measure,
         &labels,
         &counts,
+        parts.iter().map(|p| p.reports).sum(),
         confidence,
     ))
 }

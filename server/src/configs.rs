@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use clearcount_config_log::config::{Config, CounterKind, VersionMatcher};
 use clearcount_config_log::store::LogStore;
+use clearcount_privacy::oue::UnaryEncoding;
+
+use crate::validate::Slot;
+use clearcount_privacy::estimate::Mechanism;
 
 /// How often, at most, the checkpoint is re-read to discover new entries.
 pub const REFRESH: Duration = Duration::from_millis(200);
@@ -36,6 +40,9 @@ pub struct CounterDef {
     pub labels: Vec<String>,
     /// Randomized-response epsilon, if any.
     pub epsilon: Option<f64>,
+    /// How reports randomize the value: none, k-ary randomized response (a label) or
+    /// optimized unary encoding (one bit a label).
+    pub mechanism: Mechanism,
     /// Last day the counter may be reported.
     pub expires: NaiveDate,
     label_index: HashMap<String, u16>,
@@ -45,6 +52,27 @@ impl CounterDef {
     /// The index of `label` in [`CounterDef::labels`].
     pub fn label_index(&self, label: &str) -> Option<u16> {
         self.label_index.get(label).copied()
+    }
+
+    /// What a report's value of this counter stands for: a label of the config (none and k-ary
+    /// randomized response) or one bit a label (OUE); `None` when the value is not allowed.
+    pub fn slot(&self, value: &str) -> Option<Slot> {
+        match self.mechanism {
+            Mechanism::Oue => UnaryEncoding::parse(value, self.labels.len()).map(Slot::Bits),
+            Mechanism::Krr | Mechanism::None => self.label_index(value).map(Slot::Label),
+        }
+    }
+
+    /// Whether `slot` fits this counter (a label index in range, or one bit a label).
+    pub fn fits(&self, slot: &Slot) -> bool {
+        match (slot, self.mechanism) {
+            (Slot::Absent, _) => true,
+            (Slot::Bits(bits), Mechanism::Oue) => bits.len() == self.labels.len(),
+            (Slot::Label(i), Mechanism::Krr | Mechanism::None) => {
+                usize::from(*i) < self.labels.len()
+            }
+            _ => false,
+        }
     }
 }
 
@@ -108,6 +136,7 @@ impl LoadedConfig {
                             kind: c.kind,
                             labels,
                             epsilon: c.epsilon,
+                            mechanism: c.privacy_mechanism(),
                             expires: c.expires,
                             label_index,
                         }

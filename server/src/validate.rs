@@ -1,6 +1,8 @@
 //! Every acceptance rule of DESIGN.md section 7, checked against the config a report names.
 
 use chrono::{Datelike, Days, NaiveDate, Weekday};
+use clearcount_privacy::estimate::Mechanism;
+use clearcount_privacy::oue::UnaryEncoding;
 
 use crate::configs::LoadedConfig;
 use crate::report::{FORMAT, Report, canonical_json};
@@ -241,7 +243,7 @@ pub fn validate_with(
         if !config.allows_arch(&p.arch) {
             return Err(Rejection::Arch(name, short(&p.arch), idx));
         }
-        let mut labels: Vec<Option<u16>> = vec![None; def.counters.len()];
+        let mut labels: Vec<Slot> = vec![Slot::Absent; def.counters.len()];
         for (cname, label) in &p.counters.0 {
             let (ci, c) = def
                 .counter(cname)
@@ -254,19 +256,21 @@ pub fn validate_with(
                     week,
                 ));
             }
-            let li = c.label_index(label).ok_or_else(|| {
-                Rejection::Label(
-                    name.clone(),
-                    c.name.clone(),
-                    short(label),
-                    c.labels.join(", "),
-                )
+            labels[ci] = c.slot(label).ok_or_else(|| {
+                let allowed = match c.mechanism {
+                    Mechanism::Oue => format!(
+                        "{} characters 0 or 1, one a label of {}",
+                        c.labels.len(),
+                        c.labels.join(", ")
+                    ),
+                    Mechanism::Krr | Mechanism::None => c.labels.join(", "),
+                };
+                Rejection::Label(name.clone(), c.name.clone(), short(label), allowed)
             })?;
-            labels[ci] = Some(li);
         }
         for (c, l) in def.counters.iter().zip(&labels) {
             // Counters live for the whole week are required; those expiring during it optional.
-            if l.is_none() && c.is_live_through(week_last) {
+            if *l == Slot::Absent && c.is_live_through(week_last) {
                 return Err(Rejection::MissingCounter(name, c.name.clone()));
             }
         }
@@ -295,27 +299,43 @@ pub fn report_key(config_index: u64, week: NaiveDate, x: f64) -> String {
     format!("{config_index}/{week}/{}", x + 0.0)
 }
 
-/// Encodes label indexes compactly (`3,0,-`).
-pub fn encode_labels(labels: &[Option<u16>]) -> String {
+/// A counter's value in a stored row ([`ProgramRow::labels`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// Not reported (the counter expires during the week).
+    Absent,
+    /// The index of the reported label (no randomized response, or k-ary).
+    Label(u16),
+    /// The reported bits, one a label (optimized unary encoding).
+    Bits(Vec<bool>),
+}
+
+/// Encodes counter values compactly: `3,-,b0110` (a label index, absent, OUE bits).
+pub fn encode_labels(labels: &[Slot]) -> String {
     labels
         .iter()
-        .map(|l| l.map_or_else(|| "-".to_string(), |i| i.to_string()))
+        .map(|l| match l {
+            Slot::Absent => "-".to_string(),
+            Slot::Label(i) => i.to_string(),
+            Slot::Bits(bits) => format!("b{}", UnaryEncoding::to_text(bits)),
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
 
 /// Decodes [`encode_labels`] output; `None` if malformed.
-pub fn decode_labels(s: &str) -> Option<Vec<Option<u16>>> {
+pub fn decode_labels(s: &str) -> Option<Vec<Slot>> {
     if s.is_empty() {
         return Some(Vec::new());
     }
     s.split(',')
-        .map(|t| {
-            if t == "-" {
-                Some(None)
-            } else {
-                t.parse::<u16>().ok().map(Some)
+        .map(|t| match t.strip_prefix('b') {
+            _ if t == "-" => Some(Slot::Absent),
+            Some(bits) if !bits.is_empty() => {
+                UnaryEncoding::parse(bits, bits.len()).map(Slot::Bits)
             }
+            Some(_) => None,
+            None => t.parse::<u16>().ok().map(Slot::Label),
         })
         .collect()
 }
@@ -387,9 +407,16 @@ mod tests {
 
     #[test]
     fn labels_roundtrip() {
-        let l = vec![Some(3), None, Some(0)];
-        assert_eq!(encode_labels(&l), "3,-,0");
-        assert_eq!(decode_labels("3,-,0"), Some(l));
-        assert_eq!(decode_labels("x"), None);
+        let l = vec![
+            Slot::Label(3),
+            Slot::Absent,
+            Slot::Label(0),
+            Slot::Bits(vec![false, true, true]),
+        ];
+        assert_eq!(encode_labels(&l), "3,-,0,b011");
+        assert_eq!(decode_labels("3,-,0,b011"), Some(l));
+        for bad in ["x", "b", "b012", "3,,1", "-1"] {
+            assert_eq!(decode_labels(bad), None, "{bad}");
+        }
     }
 }

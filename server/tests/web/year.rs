@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{Days, NaiveDate};
 use clearcount_config_log::config::Config;
 use clearcount_server::storage::Db;
-use clearcount_server::validate::{Accepted, ProgramRow, encode_labels};
+use clearcount_server::validate::{Accepted, ProgramRow, Slot, encode_labels};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -75,12 +75,14 @@ pub fn fill(data: &std::path::Path, configs: &[String], today: NaiveDate) -> u64
                         .programs
                         .iter()
                         .map(|p| {
-                            let labels: Vec<Option<u16>> = p
+                            let labels: Vec<Slot> = p
                                 .counters
                                 .iter()
                                 .map(|c| {
                                     let k = c.report_labels().len();
-                                    Some(rng.random_range(0..k).min(rng.random_range(0..k)) as u16)
+                                    Slot::Label(
+                                        rng.random_range(0..k).min(rng.random_range(0..k)) as u16
+                                    )
                                 })
                                 .collect();
                             ProgramRow {

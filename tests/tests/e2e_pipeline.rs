@@ -358,3 +358,96 @@ fn sampling_decides_once_per_week_and_a_wrong_log_key_uploads_nothing() {
     assert!(status.contains("ALARM"), "{status}");
     assert_eq!(server.stored().len(), sent.len());
 }
+
+/// An OUE counter (contract version 2): the real client sends one randomized bit a label, the
+/// real server validates and stores it and estimates each label from its bit count.
+#[test]
+fn an_oue_counter_is_sent_as_bits_and_estimated_from_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log_dir, data) = (tmp.path().join("log"), tmp.path().join("data"));
+    let config = greet_config(1.0).replace(
+        "labels = [\"plain\", \"loud\", \"other\"]\nepsilon = 1.0\n",
+        "labels = [\"plain\", \"loud\", \"other\"]\nepsilon = 1.0\nmechanism = \"oue\"\n",
+    );
+    assert!(config.contains("mechanism = \"oue\""));
+    let (_, key) = cli_log(tmp.path(), &log_dir, &[config]);
+    let server = Server::start(&log_dir, &data, "2026-11-10");
+    let url = server.url();
+    let ep = (url.as_str(), key.as_str());
+    let users: Vec<PathBuf> = (0..20)
+        .map(|i| tmp.path().join(format!("user-{i}")))
+        .collect();
+    each(&users, |d| opt_in(d, "2026-10-31T10:00:00Z", &url, &key));
+    each(&users, |d| {
+        run_greet(d, "2026-11-03T10:00:00Z", ep, &["--loud", "ann"])
+    });
+    each(&users, |d| {
+        assert!(wait_runs(d, 1, WAIT), "no upload child in {d:?}")
+    });
+    // Week A has ended: this run's child uploads it.
+    each(&users, |d| {
+        run_greet(d, "2026-11-10T10:00:00Z", ep, &["bo"])
+    });
+    each(&users, |d| {
+        assert!(wait_runs(d, 2, WAIT), "no second child in {d:?}")
+    });
+
+    drop(server);
+    let server = Server::start(&log_dir, &data, "2026-11-11");
+    let url = server.url();
+    let (status, body) = http_get(&format!("{url}/data/reports/2026-11-10.ndjson"));
+    assert_eq!(status, 200, "{body}");
+    let raw = lines(&body);
+    assert_eq!(raw.len(), 20, "{body}");
+    // One bit a label of `style` (plain, loud, other, none); `invocations` stays a bucket.
+    let mut ones = [0u64; 4];
+    for r in &raw {
+        let c = &r["programs"][0]["counters"];
+        let bits = c["style"].as_str().unwrap();
+        assert!(
+            bits.len() == 4 && bits.bytes().all(|b| b == b'0' || b == b'1'),
+            "{r}"
+        );
+        for (one, b) in ones.iter_mut().zip(bits.bytes()) {
+            *one += u64::from(b == b'1');
+        }
+        assert!(["0", "1", "2", "5", "10", "100"].contains(&c["invocations"].as_str().unwrap()));
+    }
+    // Sent for the week they were recorded in, each user's copy is one of the published.
+    for d in &users {
+        assert!(raw.contains(&sent_copy(d, WEEK_A).unwrap()));
+    }
+
+    let agg = http_json(&format!("{url}/data/aggregates/{WEEK_A}.json"));
+    let style = agg["programs"][0]["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["counter"] == "style")
+        .unwrap_or_else(|| panic!("{agg}"))
+        .clone();
+    assert_eq!(style["mechanism"], "oue", "{style}");
+    assert_eq!(style["reports"], 20, "{style}");
+    let labels = style["labels"].as_array().unwrap();
+    let mut sum = 0.0;
+    for (l, want) in labels.iter().zip(ones) {
+        assert_eq!(l["observed"].as_u64().unwrap(), want, "{l}");
+        assert_eq!(l["reports"], 20, "{l}");
+        let (lo, e, hi) = (
+            l["ci_low"].as_f64().unwrap(),
+            l["estimate"].as_f64().unwrap(),
+            l["ci_high"].as_f64().unwrap(),
+        );
+        assert!(0.0 <= lo && lo < hi && hi <= 1.0, "{l}");
+        assert!((0.0..=1.0).contains(&e), "{l}");
+        sum += e;
+        // The unbiased estimate inverts the bit rate: (c/n - q) / (1/2 - q).
+        let q = 1.0 / (1f64.exp() + 1.0);
+        let raw_e = (want as f64 / 20.0 - q) / (0.5 - q);
+        assert!(
+            (l["raw_estimate"].as_f64().unwrap() - raw_e).abs() < 1e-9,
+            "{l}"
+        );
+    }
+    assert!((sum - 1.0).abs() < 1e-9, "{style}");
+}

@@ -1,6 +1,6 @@
 //! Every report the client's builder makes is accepted by the real server's validator, for a
 //! range of local data and configs (strings, versions, expiry, unknown labels, several
-//! programs), and contains no string outside the config except the version and the week.
+//! programs, k-ary randomized response and OUE), and contains no string outside the config except the version and the week.
 
 use clearcount::report::LocalReport;
 use clearcount::upload::build::{Outcome, build};
@@ -62,6 +62,18 @@ rationale = "r"
 owner = "o@example.org"
 link = "https://example.org/4"
 expires = "2099-01-01"
+
+[[program.counter]]
+name = "mode"
+kind = "category"
+labels = ["glob", "regex", "other"]
+epsilon = 1.0
+mechanism = "oue"
+description = "optimized unary encoding: one bit a label"
+rationale = "r"
+owner = "o@example.org"
+link = "https://example.org/5"
+expires = "2099-01-01"
 "#;
 
 #[test]
@@ -92,7 +104,7 @@ fn built_reports_pass_the_server_validator() {
         if i % 2 == 0 {
             programs.push(serde_json::json!({
                 "name": "fd", "version": versions[(i + 3) % versions.len()], "os": "linux",
-                "arch": "aarch64", "counters": { "runs": i % 20 }
+                "arch": "aarch64", "counters": { "runs": i % 20, "mode:regex": i % 4 }
             }));
         }
         if i % 3 == 0 {
@@ -132,6 +144,7 @@ fn built_reports_pass_the_server_validator() {
                     || s == "2026-11-16"
                     || s == "devel"
                     || s == "none"
+                    || is_oue_value(&s, 4)
                     || versions.contains(&s.as_str()),
                 "string {s:?} of {body} is not from the config"
             );
@@ -142,6 +155,11 @@ fn built_reports_pass_the_server_validator() {
         }
     }
     assert!(sent > 300, "{sent}");
+}
+
+/// An OUE counter's value: `k` characters `0` or `1`, one a label of the config.
+fn is_oue_value(s: &str, k: usize) -> bool {
+    s.len() == k && s.bytes().all(|b| b == b'0' || b == b'1')
 }
 
 /// The keys of the report format itself (DESIGN.md section 4).

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 use statrs::function::gamma::ln_gamma;
 
+use crate::estimate::Mechanism;
+use crate::oue::UnaryEncoding;
 use crate::rr::RandomizedResponse;
 use crate::{PrivacyError, validate};
 
@@ -42,6 +44,54 @@ fn rates(k: usize, epsilon: Option<f64>) -> Result<(f64, f64, f64), PrivacyError
     }
 }
 
+/// `(p, q, p - q)` of optimized unary encoding over `k` labels with `epsilon`, validated.
+fn oue_rates(k: usize, epsilon: f64) -> Result<(f64, f64, f64), PrivacyError> {
+    let oue = UnaryEncoding::new(k, epsilon)?;
+    Ok((oue.p(), oue.q(), oue.p_minus_q()))
+}
+
+/// The smallest `n` with `z sqrt(λ*(1-λ*) / n) / (p - q) <= margin`, `λ*` = 1/2 clamped to
+/// `[q, p]`, for `rates = (p, q, p - q)`.
+fn needed(rates: (f64, f64, f64), margin: f64, confidence: f64) -> Result<u64, PrivacyError> {
+    let sd = worst_sd(rates);
+    let margin = validate::margin(margin)?;
+    let z = validate::z_for(confidence)?;
+    // Written as a square of a ratio so that intermediate values do not underflow.
+    let root = z * sd / margin;
+    let n = (root * root).ceil();
+    // 2^64 is exactly representable; anything at or above it (or inf/NaN) does not fit.
+    if n.is_nan() || n >= 18_446_744_073_709_551_616.0 {
+        return Err(PrivacyError::PlanTooLarge);
+    }
+    Ok((n as u64).max(1))
+}
+
+/// [`reports_needed`] for a counter randomized with optimized unary encoding (`p = 1/2`,
+/// `q = 1/(e^ε + 1)` for every label whatever `k`).
+///
+/// ```
+/// use clearcount_privacy::planner::{reports_needed, reports_needed_oue};
+///
+/// # fn main() -> Result<(), clearcount_privacy::PrivacyError> {
+/// // k = 32, epsilon = 1: OUE needs far fewer reports than k-ary randomized response.
+/// assert!(reports_needed_oue(32, 1.0, 0.05, 0.95)? * 2 < reports_needed(32, Some(1.0), 0.05, 0.95)?);
+/// // k = 2: k-RR is better.
+/// assert!(reports_needed_oue(2, 1.0, 0.05, 0.95)? > reports_needed(2, Some(1.0), 0.05, 0.95)?);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`reports_needed`].
+pub fn reports_needed_oue(
+    k: usize,
+    epsilon: f64,
+    margin: f64,
+    confidence: f64,
+) -> Result<u64, PrivacyError> {
+    needed(oue_rates(k, epsilon)?, margin, confidence)
+}
+
 /// The response rate in `[q, p]` whose estimate varies most: 1/2 clamped to `[q, p]`.
 pub fn worst_rate(k: usize, epsilon: Option<f64>) -> Result<f64, PrivacyError> {
     let (p, q, _) = rates(k, epsilon)?;
@@ -50,10 +100,9 @@ pub fn worst_rate(k: usize, epsilon: Option<f64>) -> Result<f64, PrivacyError> {
 
 /// `sqrt(λ*(1-λ*)) / (p - q)`: the worst-case standard deviation of one report's contribution
 /// to an estimate.
-fn worst_sd(k: usize, epsilon: Option<f64>) -> Result<f64, PrivacyError> {
-    let (p, q, sep) = rates(k, epsilon)?;
+fn worst_sd((p, q, sep): (f64, f64, f64)) -> f64 {
     let l = 0.5f64.clamp(q, p);
-    Ok((l * (1.0 - l)).sqrt() / sep)
+    (l * (1.0 - l)).sqrt() / sep
 }
 
 /// The number of weekly reports needed so that every label's confidence interval at
@@ -83,17 +132,7 @@ pub fn reports_needed(
     margin: f64,
     confidence: f64,
 ) -> Result<u64, PrivacyError> {
-    let sd = worst_sd(k, epsilon)?;
-    let margin = validate::margin(margin)?;
-    let z = validate::z_for(confidence)?;
-    // Written as a square of a ratio so that intermediate values do not underflow.
-    let root = z * sd / margin;
-    let n = (root * root).ceil();
-    // 2^64 is exactly representable; anything at or above it (or inf/NaN) does not fit.
-    if n.is_nan() || n >= 18_446_744_073_709_551_616.0 {
-        return Err(PrivacyError::PlanTooLarge);
-    }
-    Ok((n as u64).max(1))
+    needed(rates(k, epsilon)?, margin, confidence)
 }
 
 /// The half-width every label's interval at `confidence` is guaranteed not to exceed (to the
@@ -114,7 +153,7 @@ pub fn margin_for(
     reports: u64,
     confidence: f64,
 ) -> Result<f64, PrivacyError> {
-    let sd = worst_sd(k, epsilon)?;
+    let sd = worst_sd(rates(k, epsilon)?);
     let z = validate::z_for(confidence)?;
     if reports == 0 {
         return Err(PrivacyError::NoReports);
@@ -298,6 +337,13 @@ pub struct Plan {
     pub worst_rate: f64,
     /// Weekly reports needed ([`reports_needed`]).
     pub reports: u64,
+    /// With an epsilon: the weekly reports the same counter would need with optimized unary
+    /// encoding ([`reports_needed_oue`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oue_reports: Option<u64>,
+    /// With an epsilon: the mechanism that needs fewer reports (k-ary on a tie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub better: Option<Mechanism>,
     /// The installs the plan was made for, if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installs: Option<u64>,
@@ -352,6 +398,16 @@ pub fn plan(
     installs: Option<u64>,
 ) -> Result<Plan, PrivacyError> {
     let reports = reports_needed(k, epsilon, margin, confidence)?;
+    let oue_reports = epsilon
+        .map(|e| reports_needed_oue(k, e, margin, confidence))
+        .transpose()?;
+    let better = oue_reports.map(|oue| {
+        if oue < reports {
+            Mechanism::Oue
+        } else {
+            Mechanism::Krr
+        }
+    });
     let z = validate::z_for(confidence)?;
     let (p, q, _) = rates(k, epsilon)?;
     let (mut sample_rate, mut enough_installs, mut expected_reports) = (None, None, None);
@@ -383,6 +439,8 @@ pub fn plan(
         q,
         worst_rate: 0.5f64.clamp(q, p),
         reports,
+        oue_reports,
+        better,
         installs,
         sample_rate,
         enough_installs,
@@ -395,6 +453,28 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oue_matches_its_closed_form_and_names_the_better_mechanism() {
+        // OUE: p = 1/2 for every k, so the worst case is λ* = 1/2: n = z² / (4 e² (1/2 - q)²).
+        for (k, eps) in [(2, 1.0), (16, 1.0), (32, 0.5), (5, 4.0)] {
+            let z = validate::z_for(0.95).unwrap();
+            let q = 1.0 / (f64::exp(eps) + 1.0);
+            let closed = (z * z / (4.0 * 0.05f64.powi(2) * (0.5 - q).powi(2))).ceil() as u64;
+            assert_eq!(
+                reports_needed_oue(k, eps, 0.05, 0.95),
+                Ok(closed),
+                "k={k} eps={eps}"
+            );
+        }
+        let many = plan(32, Some(1.0), 0.05, 0.95, None).unwrap();
+        assert_eq!(many.better, Some(Mechanism::Oue));
+        assert!(many.oue_reports.unwrap() < many.reports);
+        let few = plan(3, Some(1.0), 0.05, 0.95, None).unwrap();
+        assert_eq!(few.better, Some(Mechanism::Krr));
+        let plain = plan(3, None, 0.05, 0.95, None).unwrap();
+        assert_eq!((plain.oue_reports, plain.better), (None, None));
+    }
 
     #[test]
     fn no_rr_reference() {

@@ -7,6 +7,7 @@ use clearcount_config_log::config::{
     Config, Published, describe_markdown, describe_text, diff as review_diff, lint as lint_config,
 };
 use clearcount_config_log::store::LogStore;
+use clearcount_privacy::estimate::Mechanism;
 use clearcount_privacy::planner;
 
 /// Reads and parses a config file, naming the file in every error.
@@ -135,7 +136,7 @@ pub fn plan(
     }
     let rr = match plan.epsilon {
         Some(e) => format!(
-            "randomized response with epsilon {e} (keeps the true label with p = {:.4})",
+            "k-ary randomized response with epsilon {e} (keeps the true label with p = {:.4})",
             plan.p
         ),
         None => "no randomized response".to_string(),
@@ -154,6 +155,14 @@ pub fn plan(
              allows here)",
             percent(plan.worst_rate)
         );
+    }
+    if let (Some(oue), Some(better)) = (plan.oue_reports, plan.better) {
+        let verdict = if better == Mechanism::Oue {
+            "fewer: the better choice here"
+        } else {
+            "not fewer: k-ary randomized response is the better choice here"
+        };
+        println!("  with mechanism = \"oue\" instead: {oue} reports per week ({verdict})");
     }
     if let (Some(installs), Some(rate), Some(enough), Some(expected), Some(p5), Some(reached)) = (
         plan.installs,

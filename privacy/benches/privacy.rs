@@ -1,12 +1,14 @@
 //! Benchmarks of the privacy crate (issue 3): randomizing one report of 64 counters (client),
 //! and aggregating one week of 1,000,000 reports of 64 counters (server): the counting pass
-//! over label indexes and the estimation from label counts.
+//! over label indexes and the estimation from label counts; and the same two with optimized
+//! unary encoding (issue 19), whose week is counted bit by bit.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/targets/privacy cargo bench -p clearcount-privacy --bench privacy`
 
 use std::hint::black_box;
 
 use clearcount_privacy::estimate::{Estimator, LabelCounts};
+use clearcount_privacy::oue::UnaryEncoding;
 use clearcount_privacy::rr::RandomizedResponse;
 use clearcount_privacy::sampling::{draw_x, is_sampled};
 use clearcount_privacy::secure_rng;
@@ -143,5 +145,100 @@ fn aggregate_week(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, randomize_report, aggregate_week);
+/// The same 64 counters with optimized unary encoding (issue 19).
+fn oue_counters() -> Vec<UnaryEncoding> {
+    counters()
+        .iter()
+        .map(|rr| UnaryEncoding::new(rr.k(), rr.epsilon()).unwrap())
+        .collect()
+}
+
+fn randomize_report_oue(c: &mut Criterion) {
+    let oues = oue_counters();
+    let truth: Vec<usize> = oues.iter().enumerate().map(|(i, o)| i % o.k()).collect();
+    let mut group = c.benchmark_group("randomize_report_64_counters_oue");
+    group.throughput(Throughput::Elements(COUNTERS as u64));
+    let mut rng: StdRng = secure_rng().unwrap();
+    group.bench_function("std_rng", |b| {
+        b.iter(|| {
+            let out: Vec<String> = oues
+                .iter()
+                .zip(&truth)
+                .map(|(o, &v)| UnaryEncoding::to_text(&o.randomize(v, &mut rng).unwrap()))
+                .collect();
+            black_box(out)
+        })
+    });
+    group.finish();
+}
+
+/// A week of OUE reports, one bit mask a counter (bit v for label v), report-major.
+fn week_of_oue_reports(oues: &[UnaryEncoding]) -> Vec<u64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut masks = Vec::with_capacity(WEEK_REPORTS * COUNTERS);
+    for report in 0..WEEK_REPORTS {
+        for o in oues {
+            let v = (report * 31 + o.k()) % o.k();
+            let bits = o.randomize(v, &mut rng).unwrap();
+            masks.push(
+                bits.iter()
+                    .rev()
+                    .fold(0u64, |m, &b| (m << 1) | u64::from(b)),
+            );
+        }
+    }
+    masks
+}
+
+fn aggregate_week_oue(c: &mut Criterion) {
+    let oues = oue_counters();
+    let masks = week_of_oue_reports(&oues);
+    let mut group = c.benchmark_group("aggregate_week_1m_reports_64_counters_oue");
+    group.sample_size(10);
+    // The counting pass: every set bit of 64,000,000 masks into its label's tally.
+    group.throughput(Throughput::Elements((WEEK_REPORTS * COUNTERS) as u64));
+    let count = |masks: &[u64]| {
+        let mut ones: Vec<Vec<u64>> = oues.iter().map(|o| vec![0; o.k()]).collect();
+        for report in masks.chunks_exact(COUNTERS) {
+            for (tally, &mask) in ones.iter_mut().zip(report) {
+                let mut m = mask;
+                while m != 0 {
+                    tally[m.trailing_zeros() as usize] += 1;
+                    m &= m - 1;
+                }
+            }
+        }
+        ones
+    };
+    group.bench_function("count_bits", |b| b.iter(|| black_box(count(&masks))));
+    let ones = count(&masks);
+    drop(masks);
+    let labels_total: usize = oues.iter().map(|o| o.k()).sum();
+    group.throughput(Throughput::Elements(labels_total as u64));
+    group.sample_size(100);
+    group.bench_function("estimate_from_bit_counts", |b| {
+        b.iter(|| {
+            let all: Vec<_> = oues
+                .iter()
+                .zip(&ones)
+                .map(|(o, ones)| {
+                    Estimator::oue(o.k(), o.epsilon(), 0.95)
+                        .unwrap()
+                        .estimate_bits(WEEK_REPORTS as u64, ones)
+                        .unwrap()
+                })
+                .collect();
+            black_box(all)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    randomize_report,
+    aggregate_week,
+    randomize_report_oue,
+    aggregate_week_oue
+);
 criterion_main!(benches);

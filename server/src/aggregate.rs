@@ -246,7 +246,7 @@ pub fn compute(
                     mechanism: c.mechanism,
                     epsilon: c.epsilon,
                 };
-                measured_aggregate(
+                counter_aggregate(
                     &c.name, kind, measure, &c.labels, counts, reports, confidence,
                 )
             })
@@ -277,28 +277,9 @@ pub struct Measure {
     pub epsilon: Option<f64>,
 }
 
-/// One counter's aggregate from its label counts (in label order) under k-ary randomized
-/// response with `epsilon`, or none without, with intervals at `confidence`.
-pub fn counter_aggregate(
-    name: &str,
-    kind: &str,
-    epsilon: Option<f64>,
-    labels: &[String],
-    counts: &[u64],
-    confidence: f64,
-) -> CounterAggregate {
-    let mechanism = match epsilon {
-        Some(_) => Mechanism::Krr,
-        None => Mechanism::None,
-    };
-    let measure = Measure { mechanism, epsilon };
-    let reports = counts.iter().sum();
-    measured_aggregate(name, kind, measure, labels, counts, reports, confidence)
-}
-
 /// One counter's aggregate from `reports` reports and, per label, the reports carrying it (for
 /// OUE, its bit: several a report), with intervals at `confidence`.
-pub fn measured_aggregate(
+pub fn counter_aggregate(
     name: &str,
     kind: &str,
     measure: Measure,
@@ -370,13 +351,12 @@ pub fn pool(parts: &[&CounterAggregate], confidence: f64) -> Option<CounterAggre
         }
     }
     let labels: Vec<String> = first.labels.iter().map(|l| l.label.clone()).collect();
-    let mechanism =
-        serde_json::from_value(serde_json::Value::from(first.mechanism.as_str())).ok()?;
+    let mechanism = Mechanism::from_name(&first.mechanism)?;
     let measure = Measure {
         mechanism,
         epsilon: first.epsilon,
     };
-    Some(measured_aggregate(
+    Some(counter_aggregate(
         &first.counter,
         &first.kind,
         measure,
@@ -432,6 +412,25 @@ mod tests {
 
     fn labels(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A counter's aggregate from label counts under k-ary randomized response with `epsilon`
+    /// (none without), as the tests below write it.
+    fn counter_aggregate(
+        name: &str,
+        kind: &str,
+        epsilon: Option<f64>,
+        labels: &[String],
+        counts: &[u64],
+        confidence: f64,
+    ) -> CounterAggregate {
+        let mechanism = match epsilon {
+            Some(_) => Mechanism::Krr,
+            None => Mechanism::None,
+        };
+        let measure = Measure { mechanism, epsilon };
+        let reports = counts.iter().sum();
+        super::counter_aggregate(name, kind, measure, labels, counts, reports, confidence)
     }
 
     #[test]

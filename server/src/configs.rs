@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use clearcount_config_log::config::{Config, CounterKind, VersionMatcher};
 use clearcount_config_log::store::LogStore;
+use clearcount_privacy::estimate::Mechanism;
 use clearcount_privacy::oue::UnaryEncoding;
 
 use crate::validate::Slot;
-use clearcount_privacy::estimate::Mechanism;
 
 /// How often, at most, the checkpoint is re-read to discover new entries.
 pub const REFRESH: Duration = Duration::from_millis(200);

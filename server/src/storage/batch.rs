@@ -2,13 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder};
 
-use super::{Db, Outcome, StoreError};
+use super::{Db, Outcome, SQLITE_BUSY_TIMEOUT, SQLITE_CACHE_KIB, StoreError};
 use crate::validate::{Accepted, ProgramRow};
 
 /// Adds a batch's counts to existing groups (the grouping key is the primary key).
@@ -69,9 +68,9 @@ impl SqliteWriter {
     /// Opens the database file the schema was created in, with the pool's settings.
     pub(super) fn open(path: &Path) -> Result<SqliteWriter, rusqlite::Error> {
         let conn = rusqlite::Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "cache_size", -SQLITE_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(8);
         Ok(SqliteWriter { conn })
     }
@@ -122,9 +121,6 @@ impl SqliteWriter {
         Ok(outcomes(items, &firsts, &stored))
     }
 }
-
-/// How long the SQLite writer waits for another connection's lock (a migration, a checkpoint).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A PostgreSQL batch in one transaction. A concurrent transaction that stores one of these
 /// keys first makes an insert here fail on the primary key; the writer then retries report by

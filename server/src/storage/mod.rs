@@ -52,6 +52,13 @@ pub const MAX_BATCH: usize = 512;
 /// meantime are checkpointed together.
 pub const CHECKPOINT_DELAY: Duration = Duration::from_millis(20);
 
+/// How long a SQLite connection waits for another connection's lock (a migration, a
+/// checkpoint) before it fails.
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SQLite's page cache a connection, in KiB (`PRAGMA cache_size` takes it negated).
+pub(crate) const SQLITE_CACHE_KIB: i64 = 65_536;
+
 /// The SQLite file name inside the data directory.
 pub const SQLITE_FILE: &str = "clearcount.sqlite3";
 

@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::batch::GROUP_CHUNK;
-use super::{Db, SQLITE_FILE, StoreError};
+use super::{Db, SQLITE_BUSY_TIMEOUT, SQLITE_CACHE_KIB, SQLITE_FILE, StoreError};
 
 const SQLITE_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, day TEXT NOT NULL, \
@@ -129,8 +129,8 @@ impl Db {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-65536")
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
             .pragma("temp_store", "memory");
         // The writer, the checkpointer and readers (publication, aggregation).
         let pool = SqlitePoolOptions::new()

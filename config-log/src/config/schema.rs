@@ -1,6 +1,8 @@
 //! The typed counter config (DESIGN.md section 2), parsed from TOML with unknown keys rejected.
 
 use chrono::NaiveDate;
+use clearcount_privacy::estimate::Mechanism;
+use clearcount_privacy::oue::UnaryEncoding;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The largest config file accepted: one tlog-tiles entry.
@@ -225,8 +227,7 @@ impl Counter {
 
     /// The privacy mechanism of its reports: none without `epsilon`, else `mechanism` (k-ary
     /// randomized response when absent).
-    pub fn privacy_mechanism(&self) -> clearcount_privacy::estimate::Mechanism {
-        use clearcount_privacy::estimate::Mechanism;
+    pub fn privacy_mechanism(&self) -> Mechanism {
         match (self.epsilon, self.mechanism) {
             (None, _) => Mechanism::None,
             (Some(_), None | Some(RrMechanism::Krr)) => Mechanism::Krr,
@@ -238,10 +239,7 @@ impl Counter {
     /// [`Counter::report_labels`], or with `mechanism = "oue"` one `0` or `1` a label.
     pub fn allows_value(&self, value: &str) -> bool {
         match self.privacy_mechanism() {
-            clearcount_privacy::estimate::Mechanism::Oue => {
-                let k = self.report_labels().len();
-                clearcount_privacy::oue::UnaryEncoding::parse(value, k).is_some()
-            }
+            Mechanism::Oue => UnaryEncoding::parse(value, self.report_labels().len()).is_some(),
             _ => self.report_labels().iter().any(|l| l == value),
         }
     }

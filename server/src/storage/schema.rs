@@ -87,27 +87,9 @@ impl Db {
                 )
                 .fetch_one(&mut *tx)
                 .await?;
-                if arrival_ordered {
-                    for stmt in ARRIVAL_ORDERED_RENAME {
-                        sqlx::query(stmt).execute(&mut *tx).await?;
-                    }
-                }
-                for stmt in PG_SCHEMA {
-                    sqlx::query(stmt).execute(&mut *tx).await?;
-                }
-                if migrate {
-                    for stmt in LEGACY_MIGRATION {
-                        sqlx::query(stmt).execute(&mut *tx).await?;
-                    }
-                }
-                if arrival_ordered {
-                    let rows = sqlx::query_as(ARRIVAL_ORDERED_ROWS)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    for mut q in copy_arrival_ordered::<Postgres>(rows) {
-                        q.build().execute(&mut *tx).await?;
-                    }
-                    sqlx::query(ARRIVAL_ORDERED_DROP).execute(&mut *tx).await?;
+                let rows = create_schema::<Postgres>(&mut tx, PG_SCHEMA, migrate, arrival_ordered);
+                for mut q in copy_arrival_ordered::<Postgres>(rows.await?) {
+                    q.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(Db::Postgres(pool))
@@ -152,27 +134,9 @@ impl Db {
         )
         .fetch_one(&mut *tx)
         .await?;
-        if arrival_ordered {
-            for stmt in ARRIVAL_ORDERED_RENAME {
-                sqlx::query(stmt).execute(&mut *tx).await?;
-            }
-        }
-        for stmt in SQLITE_SCHEMA {
-            sqlx::query(stmt).execute(&mut *tx).await?;
-        }
-        if migrate {
-            for stmt in LEGACY_MIGRATION {
-                sqlx::query(stmt).execute(&mut *tx).await?;
-            }
-        }
-        if arrival_ordered {
-            let rows = sqlx::query_as(ARRIVAL_ORDERED_ROWS)
-                .fetch_all(&mut *tx)
-                .await?;
-            for mut q in copy_arrival_ordered::<Sqlite>(rows) {
-                q.build().execute(&mut *tx).await?;
-            }
-            sqlx::query(ARRIVAL_ORDERED_DROP).execute(&mut *tx).await?;
+        let rows = create_schema::<Sqlite>(&mut tx, SQLITE_SCHEMA, migrate, arrival_ordered);
+        for mut q in copy_arrival_ordered::<Sqlite>(rows.await?) {
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         let db = Db::Sqlite(pool);
@@ -189,17 +153,59 @@ impl Db {
     }
 }
 
+/// The schema steps both databases share, in the schema transaction `conn`: an arrival-ordered
+/// `reports` table is renamed aside, `schema` creates what is missing and a legacy
+/// `report_programs` table is converted (`migrate`). Returns the arrival-ordered rows, if
+/// any, for [`copy_arrival_ordered`] (whose binds sqlx cannot run on a generic connection).
+async fn create_schema<DB>(
+    conn: &mut DB::Connection,
+    schema: &[&str],
+    migrate: bool,
+    arrival_ordered: bool,
+) -> Result<Option<Vec<(String, String)>>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'r> (String, String): sqlx::FromRow<'r, DB::Row>,
+{
+    if arrival_ordered {
+        for stmt in ARRIVAL_ORDERED_RENAME {
+            sqlx::query(stmt).execute(&mut *conn).await?;
+        }
+    }
+    for stmt in schema {
+        sqlx::query(stmt).execute(&mut *conn).await?;
+    }
+    if migrate {
+        for stmt in LEGACY_MIGRATION {
+            sqlx::query(stmt).execute(&mut *conn).await?;
+        }
+    }
+    if !arrival_ordered {
+        return Ok(None);
+    }
+    let rows = sqlx::query_as(ARRIVAL_ORDERED_ROWS)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(Some(rows))
+}
+
 /// The rows of a table written before reports had keys.
 const ARRIVAL_ORDERED_ROWS: &str = "SELECT day, body FROM reports_arrival_ordered";
 const ARRIVAL_ORDERED_DROP: &str = "DROP TABLE reports_arrival_ordered";
 
 /// Inserts of `(day, body)` rows with their keys, the first of each key kept (the bodies were
-/// validated when stored; one that no longer parses keeps a key of its own).
-fn copy_arrival_ordered<'a, DB>(rows: Vec<(String, String)>) -> Vec<QueryBuilder<'a, DB>>
+/// validated when stored; one that no longer parses keeps a key of its own), then the drop of
+/// their table; nothing without rows.
+fn copy_arrival_ordered<'a, DB>(rows: Option<Vec<(String, String)>>) -> Vec<QueryBuilder<'a, DB>>
 where
     DB: sqlx::Database,
     String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
+    let Some(rows) = rows else {
+        return Vec::new();
+    };
     let keyed: Vec<(String, String, String)> = rows
         .into_iter()
         .enumerate()
@@ -227,5 +233,6 @@ where
             q.push(" ON CONFLICT (key) DO NOTHING");
             q
         })
+        .chain(std::iter::once(QueryBuilder::new(ARRIVAL_ORDERED_DROP)))
         .collect()
 }

@@ -100,7 +100,8 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         command: Option<String>,
     },
-    /// Check a config against every rule; list every problem with its place.
+    /// Check a config against every rule; list every problem with its place, and advice that
+    /// does not block publication as `warning: ...`.
     Lint {
         /// The config file (TOML).
         config: PathBuf,
